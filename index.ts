@@ -1,0 +1,131 @@
+import * as path from "node:path";
+import * as aws from "@pulumi/aws";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ImageVariant, type RegistryCredentials } from "./components/image-variant";
+import { loadStackConfig, type StackConfig } from "./config";
+import type { CatalogVariant, Platform } from "./lib/catalog";
+
+/**
+ * The whole graph, in the order it runs: configuration → image variants (repository, build, push) → per-user
+ * images over their base's digest → exports. Signing, GPU validation, JupyterHub and promotion hang off these.
+ * Pulumi calls the exported function and uses what it returns as the stack outputs.
+ */
+export = async function main() {
+  // 1. Configuration: every key and the catalog are parsed and cross-checked before any resource is registered.
+  const cfg = loadStackConfig(__dirname);
+
+  // 2. Explicit providers: nothing reads ambient AWS or Kubernetes settings.
+  const providers = createProviders(cfg);
+
+  // 3. Image variants, one per catalog entry.
+  const variants: Record<string, ImageVariant> = {};
+  for (const v of cfg.variants) {
+    variants[v.name] = new ImageVariant(v.name, {
+      build: {
+        root: cfg.projectRoot,
+        context: rel(cfg, v.contextDir),
+        dockerfile: rel(cfg, v.dockerfilePath),
+        ...(v.target !== undefined ? { target: v.target } : {}),
+        platforms: platformsFor(cfg, v.platforms),
+        buildArgs: v.buildArgs,
+        baseArg: v.base.arg,
+        extraBases: v.extraBases,
+        title: v.publish?.displayName ?? v.name,
+        description: v.publish?.description ?? `${v.family} image ${v.name}`,
+        sourceUrl: cfg.source.url,
+        ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}),
+      },
+      baseRef: v.base.ref,
+      repositoryName: `${cfg.registry.repositoryPrefix}/${v.name}`,
+      registry: cfg.registry,
+      ...(providers.credentials ? { credentials: providers.credentials } : {}),
+    }, { providers: providers.list });
+  }
+
+  // 4. Per-user images (seed 002): a thin layer over the base variant's digest with the user baked in.
+  const userImages: Record<string, ImageVariant> = {};
+  for (const u of cfg.users) {
+    const base = variants[u.baseVariant]!;
+    const baseVariant = cfg.variants.find((v) => v.name === u.baseVariant)!;
+    userImages[u.id] = new ImageVariant(u.id, {
+      build: {
+        root: cfg.projectRoot,
+        context: rel(cfg, cfg.perUserContext),
+        dockerfile: rel(cfg, path.join(cfg.perUserContext, "Dockerfile")),
+        platforms: platformsFor(cfg, baseVariant.platforms),
+        buildArgs: {
+          USER_NAME: u.username,
+          USER_UID: String(u.uid),
+          USER_GID: String(u.gid),
+          ENABLE_SUDO: String(u.sudo),
+        },
+        baseArg: "BASE_IMAGE",
+        extraBases: {},
+        title: `${baseVariant.publish?.displayName ?? baseVariant.name} for ${u.username} (${u.project})`,
+        description: `${baseVariant.name} with user ${u.username} (uid ${u.uid}, gid ${u.gid}) baked in`,
+        sourceUrl: cfg.source.url,
+        ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}),
+      },
+      baseRef: base.imageRef,
+      repositoryName: u.repositoryName,
+      registry: cfg.registry,
+      ...(providers.credentials ? { credentials: providers.credentials } : {}),
+    }, { providers: providers.list });
+  }
+
+  // 5. Exports: every image by digest.
+  const describe = (img: ImageVariant) => ({
+    imageRef: img.imageRef,
+    repositoryUrl: img.repositoryUrl,
+    tag: img.tag,
+    digest: img.digest,
+  });
+  return {
+    environment: cfg.environment,
+    images: Object.fromEntries(Object.entries(variants).map(([name, img]) => [name, describe(img)])),
+    userImages: Object.fromEntries(Object.entries(userImages).map(([id, img]) => [id, describe(img)])),
+  };
+};
+
+interface Providers {
+  aws?: aws.Provider;
+  kubernetes: k8s.Provider;
+  credentials?: RegistryCredentials;
+  list: pulumi.ProviderResource[];
+}
+
+function createProviders(cfg: StackConfig): Providers {
+  // The ambient kubeconfig is never used: the provider gets the stack's kubeconfig secret, or the named context
+  // from an explicit kubeconfig path (issue #2).
+  const kubernetes = new k8s.Provider("cluster", {
+    kubeconfig: cfg.kubeconfig ?? cfg.cluster.kubeconfigPath,
+    ...(cfg.cluster.context !== undefined ? { context: cfg.cluster.context } : {}),
+    enableServerSideApply: true,
+  });
+  if (cfg.registry.kind !== "ecr") return { kubernetes, list: [kubernetes] };
+  const registry = cfg.registry;
+  const awsProvider = new aws.Provider("aws", {
+    region: registry.region as aws.Region,
+    allowedAccountIds: [registry.accountId],
+    defaultTags: { tags: { "workbench-images:stack": cfg.stack } },
+  });
+  const token = aws.ecr.getAuthorizationTokenOutput({ registryId: registry.accountId }, { provider: awsProvider });
+  const credentials: RegistryCredentials = {
+    address: token.proxyEndpoint.apply((e) => e.replace(/^https:\/\//, "")),
+    username: token.userName,
+    // The ECR token is a credential for 12 hours: secret from the moment it exists, and only it.
+    password: pulumi.secret(token.password),
+  };
+  return { aws: awsProvider, kubernetes, credentials, list: [awsProvider, kubernetes] };
+}
+
+function rel(cfg: StackConfig, file: string): string {
+  return path.relative(cfg.projectRoot, file).split(path.sep).join("/");
+}
+
+function platformsFor(cfg: StackConfig, platforms: CatalogVariant["platforms"]): Platform[] {
+  if (cfg.registry.kind !== "local") return [...platforms];
+  const local = platforms.filter((p) => cfg.registry.kind === "local" && cfg.registry.platforms.includes(p));
+  return local.length > 0 ? local : [platforms[0]!];
+}

@@ -1,0 +1,251 @@
+import * as crypto from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * Runs the program under Pulumi's own mock runtime (`pulumi.runtime.setMocks`, the official unit-test path) and
+ * records every registration with its inputs and dependency edges. The offline plan (`npm run plan`) and our tests
+ * share this, so what the tests check is what users see (GUIDE §4).
+ *
+ * Mocked provider outputs are deterministic and plausible: ECR URLs from the account and region, image digests
+ * derived from the pushed tag, Kubernetes names from metadata or Pulumi's auto-naming. Nothing here can know what
+ * a real provider would compute from the live world (existing resources, real digests, cluster state).
+ */
+
+export interface PlannedResource {
+  urn: string;
+  type: string;
+  name: string;
+  parent?: string;
+  custom: boolean;
+  dependencies: string[];
+  propertyDependencies: Record<string, string[]>;
+  inputs: Record<string, unknown>;
+  options?: { protect?: true; retainOnDelete?: true; customTimeouts?: { create?: string; update?: string; delete?: string }; provider?: string };
+}
+
+export interface Plan {
+  project: string;
+  stack: string;
+  resources: PlannedResource[];
+  outputs: Record<string, unknown>;
+}
+
+export const SECRET_PLACEHOLDER = "[secret]";
+
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+function sha256(text: string): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+/** Turns the wire form of inputs into plain JSON: secrets become "[secret]", resource references their URN. */
+export function scrub(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(scrub);
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SIG_KEY] === SECRET_SIG) return SECRET_PLACEHOLDER;
+    if (obj[SIG_KEY] === RESOURCE_SIG) return obj["urn"];
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(obj).sort()) out[key] = scrub(obj[key]);
+    return out;
+  }
+  if (value === UNKNOWN) return "[unknown]";
+  return value;
+}
+
+interface ProviderState {
+  region?: string;
+  accountId?: string;
+}
+
+/** Deterministic outputs for what providers would compute. */
+function mockOutputs(args: pulumi.runtime.MockResourceArgs, providers: Map<string, ProviderState>): Record<string, unknown> {
+  const inputs = args.inputs as Record<string, any>;
+  const provider = providerFromRef(args.provider, providers);
+  const region = provider?.region ?? "us-east-1";
+  const account = provider?.accountId ?? "123456789012";
+  switch (args.type) {
+    case "pulumi:providers:aws":
+      return inputs;
+    case "aws:ecr/repository:Repository":
+      return {
+        ...inputs,
+        arn: `arn:aws:ecr:${region}:${account}:repository/${inputs.name}`,
+        registryId: account,
+        repositoryUrl: `${account}.dkr.ecr.${region}.amazonaws.com/${inputs.name}`,
+      };
+    case "aws:kms/key:Key": {
+      const keyId = uuidFrom(args.name);
+      return { ...inputs, keyId, arn: `arn:aws:kms:${region}:${account}:key/${keyId}` };
+    }
+    case "aws:kms/alias:Alias":
+      return { ...inputs, arn: `arn:aws:kms:${region}:${account}:${inputs.name}`, targetKeyArn: inputs.targetKeyId };
+    case "docker-build:index:Image": {
+      const tag = (inputs.tags as string[] | undefined)?.[0] ?? args.name;
+      const digest = `sha256:${sha256(`digest:${tag}`)}`;
+      const repo = tag.replace(/:[^:/]+$/, "");
+      return { ...inputs, digest, ref: `${repo}@${digest}`, contextHash: sha256(`context:${tag}`) };
+    }
+    default:
+      if (args.type.startsWith("kubernetes:") && !args.type.startsWith("pulumi:providers")) {
+        const metadata = { ...(inputs.metadata ?? {}) };
+        // Pulumi auto-names Kubernetes objects `<name>-<8 random chars>`; ours is derived from the name instead.
+        metadata.name ??= `${args.name}-${sha256(args.name).slice(0, 8)}`;
+        return { ...inputs, metadata };
+      }
+      return inputs;
+  }
+}
+
+function providerFromRef(ref: string | undefined, providers: Map<string, ProviderState>): ProviderState | undefined {
+  if (!ref) return undefined;
+  const urn = ref.split("::").slice(0, -1).join("::");
+  return providers.get(urn);
+}
+
+function uuidFrom(seed: string): string {
+  const h = sha256(seed);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+function mockCall(args: pulumi.runtime.MockCallArgs, providers: Map<string, ProviderState>): Record<string, unknown> {
+  const inputs = args.inputs as Record<string, any>;
+  const provider = providerFromRef(args.provider, providers);
+  const region = provider?.region ?? "us-east-1";
+  const account = (inputs.registryId as string | undefined) ?? provider?.accountId ?? "123456789012";
+  switch (args.token) {
+    case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+      return {
+        authorizationToken: Buffer.from("AWS:mock-ecr-password").toString("base64"),
+        userName: "AWS",
+        password: "mock-ecr-password",
+        proxyEndpoint: `https://${account}.dkr.ecr.${region}.amazonaws.com`,
+        expiresAt: "2099-01-01T00:00:00Z",
+        id: region,
+      };
+    case "aws:kms/getPublicKey:getPublicKey": {
+      const body = Buffer.from(sha256(`kms:${inputs.keyId}`) + sha256(`kms2:${inputs.keyId}`)).toString("base64");
+      return {
+        ...inputs,
+        arn: `arn:aws:kms:${region}:${account}:key/${uuidFrom(String(inputs.keyId))}`,
+        keySpec: "ECC_NIST_P256",
+        keyUsage: "SIGN_VERIFY",
+        publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${body.slice(0, 64)}\n${body.slice(64, 120)}\n-----END PUBLIC KEY-----\n`,
+      };
+    }
+    case "aws:index/getCallerIdentity:getCallerIdentity":
+      return { accountId: account, arn: `arn:aws:iam::${account}:user/mock`, userId: "MOCK", id: account };
+    default:
+      return inputs;
+  }
+}
+
+export interface RunOptions {
+  project: string;
+  stack: string;
+  /** Config by full key (`workbench-images:registry`), values as Pulumi stores them (structured values as JSON). */
+  config: Record<string, string>;
+  /** Full keys whose values are secrets. */
+  secretKeys: string[];
+  /** The program: index.ts's exported function. */
+  program: () => unknown;
+}
+
+/**
+ * Runs the program once under mocks and returns the recorded plan. Several runs may follow each other in one
+ * process (the runtime is reset by setMocks); they must not overlap.
+ */
+export async function runPlan(options: RunOptions): Promise<Plan> {
+  pulumi.runtime.setAllConfig(options.config, options.secretKeys);
+  const providers = new Map<string, ProviderState>();
+  const resources: PlannedResource[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        if (args.type === "pulumi:providers:aws") {
+          // Provider inputs travel as strings, structured ones as JSON text.
+          const inputs = args.inputs as { region?: string; allowedAccountIds?: string | string[] };
+          const ids = typeof inputs.allowedAccountIds === "string" ? (JSON.parse(inputs.allowedAccountIds) as string[]) : inputs.allowedAccountIds;
+          providers.set(`urn:pulumi:${options.stack}::${options.project}::pulumi:providers:aws::${args.name}`, {
+            ...(inputs.region !== undefined ? { region: inputs.region } : {}),
+            ...(ids?.[0] !== undefined ? { accountId: ids[0] } : {}),
+          });
+        }
+        return { id: args.custom === false ? undefined : `${args.name}-id`, state: mockOutputs(args, providers) } as pulumi.runtime.MockResourceResult;
+      },
+      call: (args) => mockCall(args, providers),
+    },
+    options.project,
+    options.stack,
+    false,
+  );
+  const monitor = (pulumi.runtime as unknown as { getMonitor(): any }).getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: (err: unknown, resp: any) => void) =>
+    register(req, (err: unknown, resp: any) => {
+      if (!err && resp) resources.push(describe(req, resp.getUrn()));
+      callback(err, resp);
+    });
+
+  const result = await options.program();
+  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  const outputs = (await resolveOutputs(result ?? {})) as Record<string, unknown>;
+  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  resources.sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
+  return { project: options.project, stack: options.stack, resources, outputs };
+}
+
+function describe(req: any, urn: string): PlannedResource {
+  const propertyDependencies: Record<string, string[]> = {};
+  req.getPropertydependenciesMap().forEach((deps: any, key: string) => {
+    const urns = [...new Set<string>(deps.getUrnsList())].sort();
+    if (urns.length > 0) propertyDependencies[key] = urns;
+  });
+  const sortedProps: Record<string, string[]> = {};
+  for (const key of Object.keys(propertyDependencies).sort()) sortedProps[key] = propertyDependencies[key]!;
+  const options: NonNullable<PlannedResource["options"]> = {};
+  if (req.getProtect()) options.protect = true;
+  if (req.getRetainondelete()) options.retainOnDelete = true;
+  const timeouts = req.getCustomtimeouts();
+  if (timeouts && (timeouts.getCreate() || timeouts.getUpdate() || timeouts.getDelete())) {
+    options.customTimeouts = {
+      ...(timeouts.getCreate() ? { create: timeouts.getCreate() } : {}),
+      ...(timeouts.getUpdate() ? { update: timeouts.getUpdate() } : {}),
+      ...(timeouts.getDelete() ? { delete: timeouts.getDelete() } : {}),
+    };
+  }
+  const provider: string = req.getProvider();
+  if (provider) options.provider = provider.split("::").slice(0, -1).join("::");
+  const parent: string = req.getParent();
+  return {
+    urn,
+    type: req.getType(),
+    name: req.getName(),
+    ...(parent ? { parent } : {}),
+    custom: req.getCustom(),
+    dependencies: [...new Set<string>(req.getDependenciesList())].sort(),
+    propertyDependencies: sortedProps,
+    inputs: (scrub(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>) ?? {},
+    ...(Object.keys(options).length > 0 ? { options } : {}),
+  };
+}
+
+/** Resolves stack outputs to plain JSON; secret Outputs become "[secret]". */
+async function resolveOutputs(value: unknown): Promise<unknown> {
+  if (pulumi.Output.isInstance(value)) {
+    const o = value as unknown as { isSecret: Promise<boolean>; promise(): Promise<unknown> };
+    if (await o.isSecret) return SECRET_PLACEHOLDER;
+    return resolveOutputs(await o.promise());
+  }
+  if (value instanceof Promise) return resolveOutputs(await value);
+  if (Array.isArray(value)) return Promise.all(value.map(resolveOutputs));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = await resolveOutputs((value as Record<string, unknown>)[key]);
+    return out;
+  }
+  return value;
+}

@@ -1,0 +1,173 @@
+import * as pulumi from "@pulumi/pulumi";
+import { closest, distance } from "fastest-levenshtein";
+import type { z } from "zod";
+
+/**
+ * One thing wrong with the user's input. Every problem names where it is (`path`), what was received and how to
+ * fix it (inside `message`), so a user can act on it without reading our code (GUIDE §3.6).
+ */
+export interface Problem {
+  /** Where: `workbench-images:registry.kind`, `images/catalog.yaml: variants[3].name (line 41)`. */
+  path: string;
+  /** What is wrong and how to fix it, as one or two sentences. */
+  message: string;
+  /** The value received, already rendered (never a secret's value). */
+  received?: string;
+}
+
+/** Paths whose values are secrets: problems there never echo the value. */
+export type SecretPathTest = (path: readonly PropertyKey[]) => boolean;
+
+const MAX_RECEIVED = 80;
+
+/** Renders a received value for an error line: JSON, shortened, never multi-line. */
+export function renderReceived(value: unknown): string {
+  if (value === undefined) return "nothing";
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > MAX_RECEIVED ? `${text.slice(0, MAX_RECEIVED - 1)}…` : text;
+}
+
+/** `did you mean "x"?` when some known word is within edit distance 3 (and closer than the word's own length). */
+export function didYouMean(word: string, known: readonly string[]): string {
+  if (known.length === 0) return "";
+  const best = closest(word, [...known]);
+  const d = distance(word.toLowerCase(), best.toLowerCase());
+  return d <= Math.min(3, Math.max(1, Math.floor(best.length / 2))) ? ` Did you mean "${best}"?` : "";
+}
+
+/** Formats a path the way users write it in `pulumi config set --path`: a.b[0].c */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out === "" ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+function describeExpected(expected: string): string {
+  switch (expected) {
+    case "string":
+      return "a string";
+    case "number":
+      return "a number";
+    case "int":
+      return "a whole number";
+    case "boolean":
+      return "true or false";
+    case "object":
+      return "a mapping (key: value)";
+    case "array":
+      return "a list";
+    case "record":
+      return "a mapping (key: value)";
+    default:
+      return expected;
+  }
+}
+
+/**
+ * Turns zod issues into problems. `prefix` is prepended to every path (e.g. `workbench-images:`), `locate` may add a
+ * source position, and values under secret paths are never shown.
+ */
+export function zodProblems(
+  error: z.ZodError,
+  prefix: string,
+  options: { isSecret?: SecretPathTest; locate?: (path: readonly PropertyKey[]) => string } = {},
+): Problem[] {
+  const problems: Problem[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path;
+    const where = (p: readonly PropertyKey[]) => `${prefix}${formatPath(p)}${options.locate?.(p) ?? ""}`;
+    const secret = options.isSecret?.(path) ?? false;
+    const received = (v: unknown) => (secret ? "[secret]" : renderReceived(v));
+    const input = (issue as { input?: unknown }).input;
+    switch (issue.code) {
+      case "unrecognized_keys": {
+        // The object-level error callback (strictObject below) already wrote one sentence per key with its
+        // "did you mean"; split them so each unknown key is its own line at its own path.
+        const perKey = issue.message.split("\n");
+        issue.keys.forEach((key, i) => {
+          const value = (input as Record<string, unknown> | undefined)?.[key];
+          problems.push({
+            path: where([...path, key]),
+            message: perKey[i] ?? `unknown key "${key}". Remove it or correct the spelling.`,
+            received: received(value),
+          });
+        });
+        break;
+      }
+      case "invalid_type": {
+        const expected = describeExpected(issue.expected);
+        if (input === undefined) {
+          problems.push({ path: where(path), message: `is required but missing: set it to ${expected}.` });
+        } else {
+          const custom = issue.message.startsWith("Invalid input") ? "" : ` ${issue.message}`;
+          problems.push({
+            path: where(path),
+            message: `expected ${expected}.${custom || ` Set it to ${expected}.`}`,
+            received: received(input),
+          });
+        }
+        break;
+      }
+      case "invalid_value": {
+        const options_ = issue.values.map((v) => JSON.stringify(v));
+        const hint =
+          typeof input === "string" ? didYouMean(input, issue.values.filter((v): v is string => typeof v === "string")) : "";
+        problems.push({
+          path: where(path),
+          message: `must be one of ${options_.join(", ")}.${hint}`,
+          received: received(input),
+        });
+        break;
+      }
+      case "invalid_union": {
+        // Discriminated unions report a bad discriminator as a union issue on the object itself.
+        problems.push({ path: where(path), message: issue.message, received: received(input) });
+        break;
+      }
+      default: {
+        problems.push({
+          path: where(path),
+          message: issue.message,
+          ...(input !== undefined || issue.code === "custom" ? { received: received(input) } : {}),
+        });
+      }
+    }
+  }
+  return problems.map((p) => (p.received === undefined ? withoutReceived(p) : p));
+}
+
+function withoutReceived(p: Problem): Problem {
+  const { received: _ignored, ...rest } = p;
+  return rest;
+}
+
+/** One message listing every problem: the header, then one line per problem, sorted for stable output. */
+export function formatProblems(header: string, problems: readonly Problem[]): string {
+  const lines = problems.map((p) => `  - ${p.path}: ${p.message}${p.received !== undefined ? ` (got ${p.received})` : ""}`);
+  const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+  return `${header} (${count}):\n${lines.join("\n")}`;
+}
+
+/**
+ * Bad user input. A RunError, so the Pulumi CLI prints the message without a stack trace
+ * (@pulumi/pulumi cmd/run/run.js hides the stack for RunErrors); our plan tool exits 2 on it.
+ */
+export class ConfigError extends pulumi.RunError {
+  readonly problems: readonly Problem[];
+  constructor(header: string, problems: readonly Problem[]) {
+    super(formatProblems(header, problems));
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+  static is(err: unknown): err is ConfigError {
+    return err instanceof Error && err.name === "ConfigError" && Array.isArray((err as ConfigError).problems);
+  }
+}

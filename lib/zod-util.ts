@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { didYouMean } from "./problems";
+
+/**
+ * A strict object whose unknown keys are reported one per line with a "did you mean" drawn from this object's own
+ * keys: a typo in stack config (`registy`) must be caught, not silently ignored (issue #2, "Bad input").
+ */
+export function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) => {
+      if (issue.code !== "unrecognized_keys") return undefined;
+      return issue.keys
+        .map((key) => `unknown key "${key}".${didYouMean(key, known) || ` Known keys here: ${known.join(", ")}.`}`)
+        .join("\n");
+    },
+  });
+}
+
+/** A DNS-1123 label: Kubernetes names of namespaces, pools and Jobs. */
+export const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, {
+    error: "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.",
+  });
+
+export const sha256Digest = z
+  .string()
+  .regex(/^sha256:[a-f0-9]{64}$/, { error: 'must be a digest "sha256:" followed by 64 lowercase hex characters.' });
