@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { type Catalog, type CatalogVariant, loadCatalog, PLATFORMS } from "./lib/catalog";
 import { checkPoolCompatibility, GPU_DATASHEETS } from "./lib/cuda";
+import { loadChartDefaults, mergeHubValues, validateHubValues } from "./lib/hub-values";
 import { parseImageRef } from "./lib/image-ref";
 import { isValidRepositoryName, sanitizeLogin, userRepositoryName } from "./lib/naming";
 import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "./lib/problems";
@@ -454,6 +455,13 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     if (!isValidRepositoryName(repositoryName)) at(`users[${i}].project`, `gives repository "${repositoryName}", which is not a valid repository name. Shorten the project.`, u.project);
     users.push({ ...u, username, repositoryName, id: `user-${username}-${u.project}` });
   });
+  // The stack's own hub values must pass the chart's schema now, not as a Helm failure at deploy time (issue #6).
+  if (c.jupyterhub.enabled) {
+    for (const message of validateHubValues(mergeHubValues(loadChartDefaults(), c.jupyterhub.values, {}))) {
+      const [where, ...rest] = message.split(": ");
+      problems.push({ path: `${ns}jupyterhub.values.${where}`, message: `${rest.join(": ")}. Fix the value; it must satisfy the zero-to-jupyterhub ${c.jupyterhub.chartVersion} chart schema.` });
+    }
+  }
   const perUserContext = path.join(path.dirname(catalogFile), "per-user");
   if (users.length > 0 && !fs.existsSync(path.join(perUserContext, "Dockerfile"))) {
     at("users", `need the per-user layer ${path.relative(raw.projectRoot, path.join(perUserContext, "Dockerfile"))} beside the catalog. Add it, or remove the users.`);

@@ -3,6 +3,7 @@ import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ImageVariant, type RegistryCredentials } from "./components/image-variant";
+import { JupyterHub } from "./components/jupyter-hub";
 import { loadStackConfig, type StackConfig } from "./config";
 import type { CatalogVariant, Platform } from "./lib/catalog";
 
@@ -74,7 +75,21 @@ export = async function main() {
     }, { providers: providers.list });
   }
 
-  // 5. Exports: every image by digest.
+  // 8. JupyterHub: profiles from gated digests only, per-user profiles, the discovery catalog.
+  const hub = cfg.jupyterhub.enabled
+    ? new JupyterHub("jupyterhub", {
+        hub: cfg.jupyterhub,
+        secrets: cfg.jupyterhubSecrets,
+        images: cfg.variants
+          .filter((v) => v.publish !== undefined)
+          .map((v) => ({ variant: v, ref: variants[v.name]!.imageRef, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
+        users: cfg.users.map((u) => ({ user: u, ref: userImages[u.id]!.imageRef })),
+        shmSize: cfg.validation.shmSize,
+        protect: cfg.environment === "prod",
+      }, { provider: providers.kubernetes })
+    : undefined;
+
+  // 9. Exports: every image by digest, and the catalog users discover.
   const describe = (img: ImageVariant) => ({
     imageRef: img.imageRef,
     repositoryUrl: img.repositoryUrl,
@@ -85,6 +100,7 @@ export = async function main() {
     environment: cfg.environment,
     images: Object.fromEntries(Object.entries(variants).map(([name, img]) => [name, describe(img)])),
     userImages: Object.fromEntries(Object.entries(userImages).map(([id, img]) => [id, describe(img)])),
+    ...(hub ? { catalog: hub.catalog } : {}),
   };
 };
 

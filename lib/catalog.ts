@@ -6,7 +6,7 @@ import { summarizeDockerfile } from "./dockerfile";
 import { parseImageRef } from "./image-ref";
 import { isValidRepositoryName, variantRepositoryName } from "./naming";
 import { formatPath, type Problem, renderReceived, zodProblems } from "./problems";
-import { parseByteString } from "./units";
+import { parseByteString } from "./kubespawner";
 import { strictObject } from "./zod-util";
 
 /**

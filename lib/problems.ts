@@ -96,7 +96,7 @@ export function zodProblems(
           const value = (input as Record<string, unknown> | undefined)?.[key];
           problems.push({
             path: where([...path, key]),
-            message: perKey[i] ?? `unknown key "${key}". Remove it or correct the spelling.`,
+            message: `${perKey[i] ?? `unknown key "${key}".`} Remove it or correct the spelling.`,
             received: received(value),
           });
         });
@@ -108,9 +108,10 @@ export function zodProblems(
           problems.push({ path: where(path), message: `is required but missing: set it to ${expected}.` });
         } else {
           const custom = issue.message.startsWith("Invalid input") ? "" : ` ${issue.message}`;
+          const quoted = typeof input === "string" && (issue.expected === "number" || issue.expected === "int" || issue.expected === "boolean");
           problems.push({
             path: where(path),
-            message: `expected ${expected}.${custom || ` Set it to ${expected}.`}`,
+            message: `must be ${expected}.${custom}${quoted ? " Write it without quotes." : ""}`,
             received: received(input),
           });
         }
@@ -128,8 +129,14 @@ export function zodProblems(
         break;
       }
       case "invalid_union": {
-        // Discriminated unions report a bad discriminator as a union issue on the object itself.
-        problems.push({ path: where(path), message: issue.message, received: received(input) });
+        // Discriminated unions report a bad discriminator at the discriminator's path with the whole object as
+        // input: show the discriminator's own value.
+        const last = path[path.length - 1];
+        const value =
+          typeof last === "string" && input !== null && typeof input === "object" && last in (input as object)
+            ? (input as Record<string, unknown>)[last]
+            : input;
+        problems.push({ path: where(path), message: issue.message, received: received(value) });
         break;
       }
       default: {
