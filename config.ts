@@ -441,7 +441,7 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     const username = sanitizeLogin(u.login);
     if (username === "") at(`users[${i}].login`, "sanitizes to an empty username. Use a login with letters or digits.", u.login);
     const prior = byUsername.get(username);
-    if (prior !== undefined) {
+    if (prior !== undefined && c.users[prior]!.login !== u.login) {
       at(`users[${i}].login`, `sanitizes to "${username}", the same username as users[${prior}].login. Two users cannot share a Linux username: change one login.`, u.login);
     } else byUsername.set(username, i);
     if (u.uid < 1000) at(`users[${i}].uid`, "is below 1000, the range of system accounts. Use the user's own UID (≥ 1000).", u.uid);
@@ -468,7 +468,8 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
   }
   const ids = new Set<string>();
   users.forEach((u, i) => {
-    if (ids.has(u.id)) at(`users[${i}].project`, `repeats the project of another entry for ${u.login}. Each (user, project) pair needs one entry.`, u.project);
+    // Same login twice with one project; different logins that collide were reported above.
+    if (ids.has(u.id) && users.some((o, j) => j < i && o.id === u.id && o.login === u.login)) at(`users[${i}].project`, `repeats the project of another entry for ${u.login}. Each (user, project) pair needs one entry.`, u.project);
     ids.add(u.id);
   });
 

@@ -113,12 +113,12 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     };
   }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
   if (doc.errors.length > 0) {
     return {
       problems: doc.errors.map((e) => ({
         path: `${shown}${e.linePos ? ` (line ${e.linePos[0].line})` : ""}`,
-        message: `is not valid YAML: ${e.message.split("\n")[0]}. Fix the syntax at that line.`,
+        message: `is not valid YAML: ${(e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}. Fix the syntax at that line.`,
       })),
     };
   }
