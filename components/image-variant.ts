@@ -76,8 +76,9 @@ export class ImageVariant extends pulumi.ComponentResource {
       { repositoryName: args.repositoryName, registry: args.registry, ...(args.protect !== undefined ? { protect: args.protect } : {}) },
       { parent: this },
     );
-    const baseRef = pulumi.output(args.baseRef);
-    const hash = baseRef.apply((base) =>
+    // A catalog variant's base is plain text: hash and labels are computed here and now. A per-user image's base is
+    // another image's Output, so they wait for it (fewer Outputs also keeps large plans fast: see scripts/bench.ts).
+    const tagFor = (base: string) =>
       contentTag({
         contextDir: path.resolve(b.root, b.context),
         dockerfile: path.resolve(b.root, b.dockerfile),
@@ -85,10 +86,8 @@ export class ImageVariant extends pulumi.ComponentResource {
         buildArgs: b.buildArgs,
         platforms: b.platforms,
         bases: { [b.baseArg]: base, ...b.extraBases },
-      }),
-    );
-    this.tag = hash;
-    const labels = pulumi.all([baseRef, hash]).apply(([base, tag]) => ({
+      });
+    const labelsFor = (base: string, tag: string) => ({
       "org.opencontainers.image.source": b.sourceUrl,
       "org.opencontainers.image.revision": b.revision ?? tag,
       "org.opencontainers.image.version": tag,
@@ -96,7 +95,24 @@ export class ImageVariant extends pulumi.ComponentResource {
       "org.opencontainers.image.description": b.description,
       "org.opencontainers.image.base.name": baseName(base),
       "org.opencontainers.image.base.digest": parseImageRef(base)?.digest ?? "",
-    }));
+    });
+    const argsFor = (base: string) => ({ ...b.buildArgs, ...b.extraBases, [b.baseArg]: base });
+    const plainBase = typeof args.baseRef === "string" ? args.baseRef : undefined;
+    let hash: pulumi.Input<string>;
+    let labels: pulumi.Input<Record<string, string>>;
+    let buildArgs: pulumi.Input<Record<string, string>>;
+    if (plainBase !== undefined) {
+      hash = tagFor(plainBase);
+      labels = labelsFor(plainBase, hash);
+      buildArgs = argsFor(plainBase);
+    } else {
+      const baseRef = pulumi.output(args.baseRef);
+      const tagOut = baseRef.apply(tagFor);
+      hash = tagOut;
+      labels = pulumi.all([baseRef, tagOut]).apply(([base, tag]) => labelsFor(base, tag));
+      buildArgs = baseRef.apply(argsFor);
+    }
+    this.tag = pulumi.output(hash);
     const repoUrl = this.repository.repositoryUrl;
     const cacheRef = pulumi.interpolate`${repoUrl}:${CACHE_TAG}`;
     const ecr = args.registry.kind === "ecr";
@@ -109,7 +125,7 @@ export class ImageVariant extends pulumi.ComponentResource {
         dockerfile: { location: b.dockerfile },
         ...(b.target !== undefined ? { target: b.target } : {}),
         platforms: b.platforms,
-        buildArgs: baseRef.apply((base) => ({ ...b.buildArgs, ...b.extraBases, [b.baseArg]: base })),
+        buildArgs,
         labels,
         cacheFrom: [{ registry: { ref: cacheRef } }],
         // ECR accepts BuildKit's cache only as an OCI image manifest (docker/buildx#271; AWS ECR cache docs). The

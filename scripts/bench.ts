@@ -1,0 +1,115 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import * as pulumi from "@pulumi/pulumi";
+import { stringify } from "yaml";
+import { runPlan } from "../lib/plan-runtime";
+import { readStackConfig } from "../lib/stack-files";
+
+/**
+ * npm run bench: plan time and peak RSS for synthetic catalogs of 10, 100 and 500 variants, next to the SDK's floor
+ * measured in the same run (the same number of bare resources through the same mocks). Each measurement runs in its
+ * own process so peak RSS is its own. Prints figures; asserts nothing (targets: ≤ 1.2× the floor per resource,
+ * linear growth, 500 variants under 10 s and 1 GB).
+ */
+const root = path.resolve(__dirname, "..");
+const SIZES = [10, 100, 500];
+
+const { values } = parseArgs({ options: { child: { type: "string" }, variants: { type: "string" }, count: { type: "string" } }, strict: true });
+
+function makeCatalog(dir: string, n: number): string {
+  fs.mkdirSync(path.join(dir, "images", "app"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "images", "app", "Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n");
+  fs.writeFileSync(path.join(dir, "images", "app", "main.py"), "print('bench')\n");
+  const variants = Array.from({ length: n }, (_, i) => ({
+    name: `v${String(i).padStart(4, "0")}`,
+    family: "bench",
+    context: "app",
+    platforms: ["linux/amd64"],
+    buildArgs: { VARIANT: String(i) },
+    base: { ref: `docker.io/library/python:3.12-slim@sha256:${"c".repeat(64)}` },
+    smoke: { command: ["python", "-c", "1"] },
+    sizeBudgetMB: 500,
+  }));
+  fs.writeFileSync(path.join(dir, "images", "catalog.yaml"), stringify({ variants }));
+  const stackFile = path.join(dir, "Pulumi.bench.yaml");
+  fs.writeFileSync(
+    stackFile,
+    stringify({
+      config: {
+        "workbench-images:environment": "dev",
+        "workbench-images:catalogPath": path.relative(root, path.join(dir, "images", "catalog.yaml")),
+        "workbench-images:registry": { kind: "ecr", region: "us-east-1", accountId: "111122223333" },
+        "workbench-images:cluster": { context: "bench" },
+        "workbench-images:signing": { mode: "cosign-kms", keyAlias: "alias/bench", signerRoleArns: ["arn:aws:iam::111122223333:role/bench"] },
+        "workbench-images:jupyterhub": { enabled: false },
+        "workbench-images:admission": { installKyverno: false },
+      },
+    }),
+  );
+  return stackFile;
+}
+
+/** The SDK's floor: a custom resource with one plain input and nothing else. */
+class Bare extends pulumi.CustomResource {
+  constructor(name: string, props: { value: number }) {
+    super("bench:index:Bare", name, props);
+  }
+}
+
+async function child(): Promise<void> {
+  // Module loading (@pulumi/aws alone is ≈ 0.5 s) is a fixed cost, timed apart from planning.
+  const program = require("../index") as () => unknown;
+  const start = process.hrtime.bigint();
+  let resources: number;
+  if (values.child === "program") {
+    const dir = fs.mkdtempSync(path.join(root, ".bench-"));
+    try {
+      const stackFile = makeCatalog(dir, Number(values.variants));
+      const { project, config, secretKeys } = readStackConfig(root, stackFile);
+      const plan = await runPlan({ project, stack: "bench", config, secretKeys, program });
+      resources = plan.resources.length;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } else {
+    const count = Number(values.count);
+    const plan = await runPlan({
+      project: "workbench-images",
+      stack: "bench",
+      config: {},
+      secretKeys: [],
+      program: () => {
+        for (let i = 0; i < count; i++) new Bare(`bare-${i}`, { value: i });
+        return {};
+      },
+    });
+    resources = plan.resources.length;
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  process.stdout.write(JSON.stringify({ resources, seconds, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+}
+
+function run(args: string[]): { resources: number; seconds: number; maxRssMB: number } {
+  const out = execFileSync(process.execPath, ["--import", "tsx", __filename, ...args], { cwd: root, encoding: "utf8" });
+  return JSON.parse(out) as { resources: number; seconds: number; maxRssMB: number };
+}
+
+function parent(): void {
+  const rows: string[] = [];
+  rows.push("| variants | resources | plan s | peak RSS MB | floor s (same count) | floor RSS MB | cost/resource vs floor |");
+  rows.push("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const n of SIZES) {
+    const prog = run(["--child", "program", "--variants", String(n)]);
+    const floor = run(["--child", "floor", "--count", String(prog.resources)]);
+    rows.push(
+      `| ${n} | ${prog.resources} | ${prog.seconds.toFixed(2)} | ${prog.maxRssMB.toFixed(0)} | ${floor.seconds.toFixed(2)} | ${floor.maxRssMB.toFixed(0)} | ${(prog.seconds / floor.seconds).toFixed(2)}× |`,
+    );
+  }
+  process.stdout.write(`${rows.join("\n")}\n\nnode ${process.version}, ${os.cpus().length} CPU(s)\n`);
+}
+
+if (values.child) child().catch((e: unknown) => { process.stderr.write(String((e as Error).stack)); process.exit(1); });
+else parent();
