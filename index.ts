@@ -3,6 +3,7 @@ import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ImageVariant, type RegistryCredentials } from "./components/image-variant";
+import { GpuValidationSuite } from "./components/gpu-validation-suite";
 import { JupyterHub } from "./components/jupyter-hub";
 import { loadStackConfig, type StackConfig } from "./config";
 import type { CatalogVariant, Platform } from "./lib/catalog";
@@ -75,14 +76,31 @@ export = async function main() {
     }, { providers: providers.list });
   }
 
+  // 7. GPU validation: a CUDA check Job per GPU variant × compatible pool (CPU mode on the local stack). Only
+  //    refs that come out of it reach the hub, so a failed check holds publication back.
+  const gatedRefs: Record<string, pulumi.Input<string>> = Object.fromEntries(
+    Object.entries(variants).map(([name, img]) => [name, img.imageRef]),
+  );
+  const gpuVariants = cfg.variants.filter((v) => v.gpu);
+  const validation =
+    gpuVariants.length > 0
+      ? new GpuValidationSuite("gpu-validation", {
+          validation: cfg.validation,
+          checksDir: path.join(cfg.projectRoot, "images", "checks"),
+          targets: gpuVariants.map((v) => ({ variant: v, imageRef: gatedRefs[v.name]!, pools: cfg.poolsByVariant[v.name] ?? [] })),
+        }, { providers: [providers.kubernetes] })
+      : undefined;
+  const publishable = (v: CatalogVariant): pulumi.Input<string> | undefined =>
+    v.gpu ? validation?.validatedRefs[v.name] : gatedRefs[v.name];
+
   // 8. JupyterHub: profiles from gated digests only, per-user profiles, the discovery catalog.
   const hub = cfg.jupyterhub.enabled
     ? new JupyterHub("jupyterhub", {
         hub: cfg.jupyterhub,
         secrets: cfg.jupyterhubSecrets,
         images: cfg.variants
-          .filter((v) => v.publish !== undefined)
-          .map((v) => ({ variant: v, ref: variants[v.name]!.imageRef, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
+          .filter((v) => v.publish !== undefined && publishable(v) !== undefined)
+          .map((v) => ({ variant: v, ref: publishable(v)!, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
         users: cfg.users.map((u) => ({ user: u, ref: userImages[u.id]!.imageRef })),
         shmSize: cfg.validation.shmSize,
         protect: cfg.environment === "prod",
@@ -100,6 +118,20 @@ export = async function main() {
     environment: cfg.environment,
     images: Object.fromEntries(Object.entries(variants).map(([name, img]) => [name, describe(img)])),
     userImages: Object.fromEntries(Object.entries(userImages).map(([id, img]) => [id, describe(img)])),
+    validatedImages: Object.fromEntries(
+      cfg.variants
+        .filter((v) => publishable(v) !== undefined)
+        .map((v) => [
+          v.name,
+          {
+            imageRef: publishable(v)!,
+            digest: variants[v.name]!.digest,
+            validatedPools: v.gpu ? (validation?.validatedPools[v.name] ?? []) : [],
+            scanned: cfg.scan.scanner !== "none",
+            signed: cfg.signing.mode !== "none",
+          },
+        ]),
+    ),
     ...(hub ? { catalog: hub.catalog } : {}),
   };
 };

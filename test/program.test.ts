@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { clearContextCache } from "../lib/content-hash";
 import { diffPlans, planToJson } from "../lib/plan-format";
-import { byName, byType, MINI_STACK, planConfig, planStackFile, ROOT } from "./harness";
+import { byName, byType, MINI_STACK, planConfig, planStackFile, ROOT, transitiveDependencies } from "./harness";
 import { parse } from "yaml";
 
 const ACCOUNT_URL = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
@@ -129,3 +129,29 @@ describe("the program under mocks (mini fixture)", () => {
   });
 });
 
+
+describe("the dev stack graph", () => {
+  it("validates every GPU variant on every compatible pool and publishes only through those Jobs", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    expect(jobs.map((j) => j.name).sort()).toEqual(
+      ["jupyter-fine-tuning", "jupyter-ml-gpu", "ml-stack-ml", "universal"].flatMap((v) => [`gpu-validation-${v}-h100-job`, `gpu-validation-${v}-l40s-job`]).sort(),
+    );
+    for (const job of jobs) {
+      const spec = job.inputs["spec"] as { template: { spec: { containers: Array<{ image: string }> } } };
+      expect(spec.template.spec.containers[0]!.image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    }
+    const release = byType(plan, "kubernetes:helm.sh/v3:Release")[0]!;
+    const upstream = transitiveDependencies(plan, release.urn);
+    const published = ["jupyter-fine-tuning", "jupyter-ml-gpu", "universal"];
+    for (const v of published) {
+      expect(upstream.has(byName(plan, `gpu-validation-${v}-h100-job`).urn)).toBe(true);
+      expect(upstream.has(byName(plan, `gpu-validation-${v}-l40s-job`).urn)).toBe(true);
+    }
+    const catalog = plan.outputs["catalog"] as Array<{ name: string; imageRef: string; pools: string[] }>;
+    expect(catalog.map((c) => c.name).sort()).toEqual(
+      ["jupyter-agent-dev", "jupyter-fine-tuning", "jupyter-ml-cpu", "jupyter-ml-gpu", "ml-stack-jupyter", "universal"].sort(),
+    );
+    for (const c of catalog) expect(c.imageRef).toMatch(/@sha256:[0-9a-f]{64}$/);
+  });
+});
