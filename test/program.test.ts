@@ -121,7 +121,7 @@ describe("the program under mocks (mini fixture)", () => {
         ["app-gpu-image", ["labels.org.opencontainers.image.revision", "labels.org.opencontainers.image.version", "tags[0]"]],
       ]);
       expect(diff.changed.filter((c) => c.resource.type.startsWith("aws:"))).toEqual([]);
-      expect(diff.outputs).toEqual(["catalog[1].imageRef", "images.app-gpu.digest", "images.app-gpu.imageRef", "images.app-gpu.tag"]);
+      expect(diff.outputs).toEqual(["catalog[1].imageRef", "images.app-gpu.digest", "images.app-gpu.imageRef", "images.app-gpu.tag", "validatedImages.app-gpu.digest", "validatedImages.app-gpu.imageRef"]);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
       clearContextCache();
