@@ -5,6 +5,7 @@ import { z } from "zod";
 import { type Catalog, type CatalogVariant, loadCatalog, PLATFORMS } from "./lib/catalog";
 import { checkPoolCompatibility, GPU_DATASHEETS } from "./lib/cuda";
 import { loadChartDefaults, mergeHubValues, validateHubValues } from "./lib/hub-values";
+import { validateIgnoreFile } from "./lib/trivy";
 import { parseImageRef } from "./lib/image-ref";
 import { isValidRepositoryName, sanitizeLogin, userRepositoryName } from "./lib/naming";
 import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "./lib/problems";
@@ -455,6 +456,12 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     if (!isValidRepositoryName(repositoryName)) at(`users[${i}].project`, `gives repository "${repositoryName}", which is not a valid repository name. Shorten the project.`, u.project);
     users.push({ ...u, username, repositoryName, id: `user-${username}-${u.project}` });
   });
+  // The scan gate's ignore file: every entry states why and expires (issue #4), checked before anything runs.
+  if (c.scan.scanner === "trivy") {
+    const ignorePath = path.resolve(raw.projectRoot, c.scan.ignoreFile);
+    if (!fs.existsSync(ignorePath)) at("scan.ignoreFile", "does not exist. Create it (`vulnerabilities: []` when nothing is ignored) or fix the path.", c.scan.ignoreFile);
+    else problems.push(...validateIgnoreFile(fs.readFileSync(ignorePath, "utf8"), c.scan.ignoreFile, new Date()));
+  }
   // The stack's own hub values must pass the chart's schema now, not as a Helm failure at deploy time (issue #6).
   if (c.jupyterhub.enabled) {
     for (const message of validateHubValues(mergeHubValues(loadChartDefaults(), c.jupyterhub.values, {}))) {

@@ -3,7 +3,14 @@ import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ImageVariant, type RegistryCredentials } from "./components/image-variant";
+import * as docker from "@pulumi/docker";
+import { AdmissionPolicy } from "./components/admission-policy";
 import { GpuValidationSuite } from "./components/gpu-validation-suite";
+import { LocalRegistry } from "./components/local-registry";
+import { PromotedImage } from "./components/promoted-image";
+import { ScanGate } from "./components/scan-gate";
+import { SigningKey } from "./components/signing-key";
+import { SigningPolicy } from "./components/signing-policy";
 import { JupyterHub } from "./components/jupyter-hub";
 import { loadStackConfig, type StackConfig } from "./config";
 import type { CatalogVariant, Platform } from "./lib/catalog";
@@ -20,68 +27,131 @@ export = async function main() {
   // 2. Explicit providers: nothing reads ambient AWS or Kubernetes settings.
   const providers = createProviders(cfg);
 
-  // 3. Image variants, one per catalog entry.
-  const variants: Record<string, ImageVariant> = {};
-  for (const v of cfg.variants) {
-    variants[v.name] = new ImageVariant(v.name, {
-      build: {
-        root: cfg.projectRoot,
-        context: rel(cfg, v.contextDir),
-        dockerfile: rel(cfg, v.dockerfilePath),
-        ...(v.target !== undefined ? { target: v.target } : {}),
-        platforms: platformsFor(cfg, v.platforms),
-        buildArgs: v.buildArgs,
-        baseArg: v.base.arg,
-        extraBases: v.extraBases,
-        title: v.publish?.displayName ?? v.name,
-        description: v.publish?.description ?? `${v.family} image ${v.name}`,
-        sourceUrl: cfg.source.url,
-        ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}),
-      },
-      baseRef: v.base.ref,
-      repositoryName: `${cfg.registry.repositoryPrefix}/${v.name}`,
-      registry: cfg.registry,
-      ...(providers.credentials ? { credentials: providers.credentials } : {}),
-    }, { providers: providers.list });
+  // 3. The local registry container (local stack), which every local build waits for.
+  const localRegistry =
+    cfg.registry.kind === "local" && cfg.registry.run && providers.docker
+      ? new LocalRegistry("local-registry", { registry: cfg.registry }, { provider: providers.docker })
+      : undefined;
+  const imageOpts: pulumi.ComponentResourceOptions = { providers: providers.list, ...(localRegistry ? { dependsOn: [localRegistry] } : {}) };
+  const protect = cfg.environment === "prod";
+
+  // 4. Images. Build mode: one ImageVariant per catalog entry and per user (a thin layer over the base's digest).
+  //    Promote mode (prod): copy each promoted digest into this stack's repository; nothing is built.
+  const images: Record<string, BuiltImage> = {};
+  if (cfg.mode === "build") {
+    for (const v of cfg.variants) {
+      images[v.name] = new ImageVariant(v.name, {
+        build: {
+          root: cfg.projectRoot,
+          context: rel(cfg, v.contextDir),
+          dockerfile: rel(cfg, v.dockerfilePath),
+          ...(v.target !== undefined ? { target: v.target } : {}),
+          platforms: platformsFor(cfg, v.platforms),
+          buildArgs: v.buildArgs,
+          baseArg: v.base.arg,
+          extraBases: v.extraBases,
+          title: v.publish?.displayName ?? v.name,
+          description: v.publish?.description ?? `${v.family} image ${v.name}`,
+          sourceUrl: cfg.source.url,
+          ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}),
+        },
+        baseRef: v.base.ref,
+        repositoryName: `${cfg.registry.repositoryPrefix}/${v.name}`,
+        registry: cfg.registry,
+        ...(providers.credentials ? { credentials: providers.credentials } : {}),
+      }, imageOpts);
+    }
+
+    for (const u of cfg.users) {
+      const base = images[u.baseVariant]!;
+      const baseVariant = cfg.variants.find((v) => v.name === u.baseVariant)!;
+      images[u.id] = new ImageVariant(u.id, {
+        build: {
+          root: cfg.projectRoot,
+          context: rel(cfg, cfg.perUserContext),
+          dockerfile: rel(cfg, path.join(cfg.perUserContext, "Dockerfile")),
+          platforms: platformsFor(cfg, baseVariant.platforms),
+          buildArgs: {
+            USER_NAME: u.username,
+            USER_UID: String(u.uid),
+            USER_GID: String(u.gid),
+            ENABLE_SUDO: String(u.sudo),
+          },
+          baseArg: "BASE_IMAGE",
+          extraBases: {},
+          title: `${baseVariant.publish?.displayName ?? baseVariant.name} for ${u.username} (${u.project})`,
+          description: `${baseVariant.name} with user ${u.username} (uid ${u.uid}, gid ${u.gid}) baked in`,
+          sourceUrl: cfg.source.url,
+          ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}),
+        },
+        baseRef: base.imageRef,
+        repositoryName: u.repositoryName,
+        registry: cfg.registry,
+        ...(providers.credentials ? { credentials: providers.credentials } : {}),
+      }, imageOpts);
+    }
+  } else {
+    for (const [id, promoted] of Object.entries(cfg.promotion.images)) {
+      const user = cfg.users.find((u) => u.id === id);
+      images[id] = new PromotedImage(id, {
+        name: id,
+        promoted,
+        repositoryName: user?.repositoryName ?? `${cfg.registry.repositoryPrefix}/${id}`,
+        registry: cfg.registry,
+        ...(providers.credentials ? { credentials: providers.credentials } : {}),
+        protect,
+      }, imageOpts);
+    }
   }
 
-  // 4. Per-user images (seed 002): a thin layer over the base variant's digest with the user baked in.
-  const userImages: Record<string, ImageVariant> = {};
-  for (const u of cfg.users) {
-    const base = variants[u.baseVariant]!;
-    const baseVariant = cfg.variants.find((v) => v.name === u.baseVariant)!;
-    userImages[u.id] = new ImageVariant(u.id, {
-      build: {
-        root: cfg.projectRoot,
-        context: rel(cfg, cfg.perUserContext),
-        dockerfile: rel(cfg, path.join(cfg.perUserContext, "Dockerfile")),
-        platforms: platformsFor(cfg, baseVariant.platforms),
-        buildArgs: {
-          USER_NAME: u.username,
-          USER_UID: String(u.uid),
-          USER_GID: String(u.gid),
-          ENABLE_SUDO: String(u.sudo),
-        },
-        baseArg: "BASE_IMAGE",
-        extraBases: {},
-        title: `${baseVariant.publish?.displayName ?? baseVariant.name} for ${u.username} (${u.project})`,
-        description: `${baseVariant.name} with user ${u.username} (uid ${u.uid}, gid ${u.gid}) baked in`,
-        sourceUrl: cfg.source.url,
-        ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}),
-      },
-      baseRef: base.imageRef,
-      repositoryName: u.repositoryName,
-      registry: cfg.registry,
-      ...(providers.credentials ? { credentials: providers.credentials } : {}),
-    }, { providers: providers.list });
+  // 5. Supply chain: scan gate, then a cosign signature of the digest with the stack's KMS key (issue #4).
+  const signingKey =
+    cfg.signing.mode === "cosign-kms" && cfg.registry.kind === "ecr"
+      ? new SigningKey("signing-key", {
+          keyAlias: cfg.signing.keyAlias,
+          signerRoleArns: cfg.signing.signerRoleArns,
+          accountId: cfg.registry.accountId,
+          protect,
+        }, { provider: providers.aws! })
+      : undefined;
+  const gatedRefs: Record<string, pulumi.Output<string>> = {};
+  for (const [name, img] of Object.entries(images)) {
+    let ref: pulumi.Output<string> = img.imageRef;
+    if (cfg.scan.scanner === "trivy") {
+      ref = new ScanGate(`${name}-scan`, {
+        ref,
+        projectRoot: cfg.projectRoot,
+        ignoreFile: cfg.scan.ignoreFile,
+        severities: cfg.scan.severities,
+        ...(providers.credentials ? { credentials: providers.credentials } : {}),
+      }).scannedRef;
+    }
+    if (signingKey && cfg.signing.mode === "cosign-kms") {
+      ref = new SigningPolicy(`${name}-sign`, {
+        ref,
+        keyRef: signingKey.cosignKeyRef,
+        tlogUpload: cfg.signing.tlogUpload,
+        ...(providers.credentials ? { credentials: providers.credentials } : {}),
+      }).signedRef;
+    }
+    gatedRefs[name] = ref;
+  }
+
+  // 6. Admission: the cluster refuses any image of our repositories that this stack's key did not sign.
+  if (signingKey && cfg.registry.kind === "ecr") {
+    const registryHost = `${cfg.registry.accountId}.dkr.ecr.${cfg.registry.region}.amazonaws.com`;
+    new AdmissionPolicy("admission", {
+      admission: cfg.admission,
+      imageReferences: [`${registryHost}/${cfg.registry.repositoryPrefix}/*`, `${registryHost}/${cfg.registry.repositoryPrefix}-*/*`],
+      namespaces: [cfg.validation.namespace, ...(cfg.jupyterhub.enabled ? [cfg.jupyterhub.namespace] : [])],
+      publicKeyPem: signingKey.publicKeyPem,
+      tlogUpload: cfg.signing.mode === "cosign-kms" ? cfg.signing.tlogUpload : false,
+    }, { provider: providers.kubernetes });
   }
 
   // 7. GPU validation: a CUDA check Job per GPU variant × compatible pool (CPU mode on the local stack). Only
   //    refs that come out of it reach the hub, so a failed check holds publication back.
-  const gatedRefs: Record<string, pulumi.Input<string>> = Object.fromEntries(
-    Object.entries(variants).map(([name, img]) => [name, img.imageRef]),
-  );
-  const gpuVariants = cfg.variants.filter((v) => v.gpu);
+  const gpuVariants = cfg.variants.filter((v) => v.gpu && gatedRefs[v.name] !== undefined);
   const validation =
     gpuVariants.length > 0
       ? new GpuValidationSuite("gpu-validation", {
@@ -91,7 +161,7 @@ export = async function main() {
         }, { providers: [providers.kubernetes] })
       : undefined;
   const publishable = (v: CatalogVariant): pulumi.Input<string> | undefined =>
-    v.gpu ? validation?.validatedRefs[v.name] : gatedRefs[v.name];
+    gatedRefs[v.name] === undefined ? undefined : v.gpu ? validation?.validatedRefs[v.name] : gatedRefs[v.name];
 
   // 8. JupyterHub: profiles from gated digests only, per-user profiles, the discovery catalog.
   const hub = cfg.jupyterhub.enabled
@@ -101,14 +171,14 @@ export = async function main() {
         images: cfg.variants
           .filter((v) => v.publish !== undefined && publishable(v) !== undefined)
           .map((v) => ({ variant: v, ref: publishable(v)!, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
-        users: cfg.users.map((u) => ({ user: u, ref: userImages[u.id]!.imageRef })),
+        users: cfg.users.filter((u) => gatedRefs[u.id] !== undefined).map((u) => ({ user: u, ref: gatedRefs[u.id]! })),
         shmSize: cfg.validation.shmSize,
         protect: cfg.environment === "prod",
       }, { provider: providers.kubernetes })
     : undefined;
 
   // 9. Exports: every image by digest, and the catalog users discover.
-  const describe = (img: ImageVariant) => ({
+  const describe = (img: BuiltImage) => ({
     imageRef: img.imageRef,
     repositoryUrl: img.repositoryUrl,
     tag: img.tag,
@@ -116,8 +186,8 @@ export = async function main() {
   });
   return {
     environment: cfg.environment,
-    images: Object.fromEntries(Object.entries(variants).map(([name, img]) => [name, describe(img)])),
-    userImages: Object.fromEntries(Object.entries(userImages).map(([id, img]) => [id, describe(img)])),
+    images: Object.fromEntries(Object.entries(images).filter(([n]) => !n.startsWith("user-")).map(([n, img]) => [n, describe(img)])),
+    userImages: Object.fromEntries(Object.entries(images).filter(([n]) => n.startsWith("user-")).map(([n, img]) => [n, describe(img)])),
     validatedImages: Object.fromEntries(
       cfg.variants
         .filter((v) => publishable(v) !== undefined)
@@ -125,7 +195,7 @@ export = async function main() {
           v.name,
           {
             imageRef: publishable(v)!,
-            digest: variants[v.name]!.digest,
+            digest: images[v.name]!.digest,
             validatedPools: v.gpu ? (validation?.validatedPools[v.name] ?? []) : [],
             scanned: cfg.scan.scanner !== "none",
             signed: cfg.signing.mode !== "none",
@@ -136,8 +206,17 @@ export = async function main() {
   };
 };
 
+/** What every image source (build or promotion) provides downstream. */
+interface BuiltImage {
+  imageRef: pulumi.Output<string>;
+  repositoryUrl: pulumi.Output<string>;
+  tag: pulumi.Input<string>;
+  digest: pulumi.Input<string>;
+}
+
 interface Providers {
   aws?: aws.Provider;
+  docker?: docker.Provider;
   kubernetes: k8s.Provider;
   credentials?: RegistryCredentials;
   list: pulumi.ProviderResource[];
@@ -151,7 +230,10 @@ function createProviders(cfg: StackConfig): Providers {
     ...(cfg.cluster.context !== undefined ? { context: cfg.cluster.context } : {}),
     enableServerSideApply: true,
   });
-  if (cfg.registry.kind !== "ecr") return { kubernetes, list: [kubernetes] };
+  if (cfg.registry.kind === "local") {
+    const dockerProvider = new docker.Provider("local-docker", { host: cfg.registry.dockerHost });
+    return { kubernetes, docker: dockerProvider, list: [kubernetes] };
+  }
   const registry = cfg.registry;
   const awsProvider = new aws.Provider("aws", {
     region: registry.region as aws.Region,

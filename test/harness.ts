@@ -12,7 +12,7 @@ export const ROOT = path.resolve(__dirname, "..");
 // index.ts exports the program as a function, so one import serves every run (no module-cache resets).
 let programPromise: Promise<() => unknown> | undefined;
 function loadProgram(): Promise<() => unknown> {
-  programPromise ??= import("../index").then((mod) => ((mod as { default?: () => unknown }).default ?? mod) as () => unknown);
+  programPromise ??= import(path.join(ROOT, "index.ts")).then((mod: { default?: () => unknown }) => (mod.default ?? mod) as () => unknown);
   return programPromise;
 }
 

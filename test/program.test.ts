@@ -141,7 +141,7 @@ describe("the dev stack graph", () => {
       const spec = job.inputs["spec"] as { template: { spec: { containers: Array<{ image: string }> } } };
       expect(spec.template.spec.containers[0]!.image).toMatch(/@sha256:[0-9a-f]{64}$/);
     }
-    const release = byType(plan, "kubernetes:helm.sh/v3:Release")[0]!;
+    const release = byName(plan, "jupyterhub-release");
     const upstream = transitiveDependencies(plan, release.urn);
     const published = ["jupyter-fine-tuning", "jupyter-ml-gpu", "universal"];
     for (const v of published) {

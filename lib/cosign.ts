@@ -1,0 +1,223 @@
+/**
+ * Cosign command lines and the KMS signing key's policy (issue #4), as pure functions tested without mocks.
+ *
+ * Flag names are those of cosign v2 (`cosign sign --help`, doc/cosign_sign.md and doc/cosign_verify.md at v2.5.3,
+ * the version `signing.cosignVersion` pins). cosign v3 changes the default signature format, which Kyverno's
+ * verifyImages may not read: keep to v2.
+ */
+
+/** Environment variables that carry registry credentials to the commands; never their values in the text. */
+export const REGISTRY_USERNAME_ENV = "REGISTRY_USERNAME";
+export const REGISTRY_PASSWORD_ENV = "REGISTRY_PASSWORD";
+
+const DIGEST_REF = /^([^@\s]+)@(sha256:[a-f0-9]{64})$/;
+// The repository part: registry host (optional port) and lowercase path components, without a tag.
+const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
+
+/** `repository@sha256:<64 hex>` split into its parts, or undefined for anything else (a tag, tag+digest, junk). */
+export function parseDigestRef(ref: string): { repository: string; digest: string } | undefined {
+  const m = DIGEST_REF.exec(ref);
+  if (!m || !REPOSITORY.test(m[1]!)) return undefined;
+  return { repository: m[1]!, digest: m[2]! };
+}
+
+/**
+ * Throws unless `ref` is `repository@sha256:<64 hex>`. `what` names the operation for the message ("cosign signs",
+ * "the scan gate scans"). Callers inside a component turn the Error into a ResourceError.
+ */
+export function requireDigestRef(ref: string, what: string): { repository: string; digest: string } {
+  const parsed = parseDigestRef(ref);
+  if (parsed !== undefined) return parsed;
+  throw new Error(
+    `args.ref must be an image reference pinned by digest (repository@sha256:<64 hex>), got ${JSON.stringify(ref)}: ` +
+      `${what} a digest, never a tag, because a tag can later point at other content. ` +
+      "Pass the image's imageRef (or the ScanGate's scannedRef).",
+  );
+}
+
+/** The tag cosign writes a digest's signatures under: `sha256-<hex>.sig` (cosign `triangulate`). */
+export function cosignSignatureTag(digest: string): string {
+  if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new Error(`not a sha256 digest: ${JSON.stringify(digest)}`);
+  return `${digest.replace(":", "-")}.sig`;
+}
+
+// The four forms sigstore's AWS KMS provider accepts (sigstore/sigstore pkg/signature/kms/aws/client.go).
+const UUID = "m?r?k?-?[A-Fa-f0-9]{8}-?[A-Fa-f0-9]{4}-?[A-Fa-f0-9]{4}-?[A-Fa-f0-9]{4}-?[A-Fa-f0-9]{12}";
+const ARN = "arn:(?:aws|aws-us-gov):kms:([a-z0-9-]+):\\d{12}:";
+const AWSKMS_FORMS = [
+  new RegExp(`^awskms://[^/]*/${UUID}$`),
+  new RegExp(`^awskms://[^/]*/${ARN}key/${UUID}$`),
+  /^awskms:\/\/[^/]*\/alias\/.+$/,
+  new RegExp(`^awskms://[^/]*/${ARN}alias/.+$`),
+];
+
+/** The cosign key reference of a KMS key: `awskms:///<key ARN>`, the form that names one key unambiguously. */
+export function cosignKmsKeyRef(keyArn: string): string {
+  return `awskms:///${keyArn}`;
+}
+
+/**
+ * The region of an `awskms:///arn:…` reference. sigstore's AWS client loads the SDK's default config and never reads
+ * the region from the ARN, so even the ARN form needs AWS_REGION in the command's environment; we set it from here.
+ */
+export function kmsRegionFromKeyRef(keyRef: string): string | undefined {
+  return new RegExp(`^awskms://[^/]*/${ARN}`).exec(keyRef)?.[1];
+}
+
+function requireKeyRef(keyRef: string): void {
+  if (!AWSKMS_FORMS.some((re) => re.test(keyRef))) {
+    throw new Error(
+      `args.keyRef must be an AWS KMS key reference cosign accepts (awskms:///arn:aws:kms:<region>:<account>:key/<id>), ` +
+        `got ${JSON.stringify(keyRef)}. Pass the SigningKey's cosignKeyRef.`,
+    );
+  }
+}
+
+const ANNOTATION_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
+
+/** Quotes a word for /bin/sh: bare when it holds only safe characters, else single-quoted. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'"'"'`)}'`;
+}
+
+export interface CosignSignOptions {
+  /** `repository@sha256:<64 hex>`; a tag is refused. */
+  ref: string;
+  /** `awskms:///arn:…` (SigningKey.cosignKeyRef). */
+  keyRef: string;
+  /** Upload the signature to the public Rekor log (signing.tlogUpload). */
+  tlogUpload: boolean;
+  /** Signed `-a key=value` pairs, emitted sorted by key so the command text is stable. @default none */
+  annotations?: Readonly<Record<string, string>>;
+  /**
+   * Pass registry credentials from $REGISTRY_USERNAME/$REGISTRY_PASSWORD.
+   * @default true (ECR); false uses cosign's default keychain (docker config)
+   */
+  registryAuth?: boolean;
+}
+
+function annotationArgs(annotations: Readonly<Record<string, string>> | undefined): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(annotations ?? {}).sort()) {
+    if (!ANNOTATION_KEY.test(key)) {
+      throw new Error(
+        `args.annotations key ${JSON.stringify(key)} is not a valid annotation key: use letters, digits, '.', '_', '/' and '-' ` +
+          "(cosign splits -a at the first '=').",
+      );
+    }
+    out.push("-a", shellQuote(`${key}=${annotations![key]}`));
+  }
+  return out;
+}
+
+/**
+ * `cosign sign` for one digest with the KMS key. The password reaches cosign only through the environment variable
+ * the shell expands; the text itself holds no secret and is stable across runs.
+ */
+export function cosignSignCommand(options: CosignSignOptions): string {
+  requireDigestRef(options.ref, "cosign signs");
+  requireKeyRef(options.keyRef);
+  const auth =
+    (options.registryAuth ?? true)
+      ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
+      : [];
+  return [
+    "cosign",
+    "sign",
+    "--yes",
+    "--key",
+    shellQuote(options.keyRef),
+    `--tlog-upload=${options.tlogUpload}`,
+    ...auth,
+    ...annotationArgs(options.annotations),
+    options.ref,
+  ].join(" ");
+}
+
+export interface CosignVerifyOptions {
+  ref: string;
+  /** A KMS reference (`awskms:///…`) or the path of a PEM public key file (`cosign.pub`). */
+  key: string;
+  /** Whether the signature was uploaded to Rekor; when not, verification must skip the log. */
+  tlogUpload: boolean;
+  /** Annotations the signature must carry. @default none */
+  annotations?: Readonly<Record<string, string>>;
+}
+
+/** `cosign verify` for users and runbooks: the same digest and key, skipping Rekor when nothing was uploaded there. */
+export function cosignVerifyCommand(options: CosignVerifyOptions): string {
+  requireDigestRef(options.ref, "cosign verifies");
+  if (options.key.trim() === "") throw new Error("args.key must name a KMS key reference or a public key file, got \"\".");
+  return [
+    "cosign",
+    "verify",
+    "--key",
+    shellQuote(options.key),
+    ...(options.tlogUpload ? [] : ["--insecure-ignore-tlog=true"]),
+    ...annotationArgs(options.annotations),
+    options.ref,
+  ].join(" ");
+}
+
+export interface SigningKeyPolicyOptions {
+  /** The account that owns the key; its root principal administers it. */
+  accountId: string;
+  /** `aws`, `aws-us-gov`, `aws-cn`. */
+  partition: string;
+  /** The only principals allowed to sign. */
+  signerRoleArns: readonly string[];
+}
+
+/**
+ * Administrative KMS actions the account keeps. Deliberately not `kms:Create*` (it includes kms:CreateGrant, and a
+ * grant could hand kms:Sign to anyone) and no cryptographic operation: IAM policies in the account can delegate only
+ * what this statement allows the root principal (AWS KMS Developer Guide, "Key policies": "Allows access to the AWS
+ * account and enables IAM policies").
+ */
+export const KEY_ADMIN_ACTIONS = [
+  "kms:CancelKeyDeletion",
+  "kms:CreateAlias",
+  "kms:DeleteAlias",
+  "kms:Describe*",
+  "kms:DisableKey",
+  "kms:EnableKey",
+  "kms:Get*",
+  "kms:List*",
+  "kms:PutKeyPolicy",
+  "kms:RevokeGrant",
+  "kms:ScheduleKeyDeletion",
+  "kms:TagResource",
+  "kms:UntagResource",
+  "kms:UpdateAlias",
+  "kms:UpdateKeyDescription",
+] as const;
+
+/** What cosign needs to sign with a KMS key: the public key and key metadata (to pick the algorithm), and Sign. */
+export const SIGNER_ACTIONS = ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"] as const;
+
+/** The signing key's policy document (JSON text). */
+export function signingKeyPolicy(options: SigningKeyPolicyOptions): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        // Without an administering principal a key whose signer roles are deleted can never be changed or deleted
+        // again (only AWS Support can recover it), and CreateKey's lockout safety check refuses such a policy. The
+        // account root keeps administration, not use: it can re-point the policy, but not sign.
+        Sid: "AccountAdministersTheKeyButCannotSign",
+        Effect: "Allow",
+        Principal: { AWS: `arn:${options.partition}:iam::${options.accountId}:root` },
+        Action: [...KEY_ADMIN_ACTIONS],
+        Resource: "*",
+      },
+      {
+        Sid: "OnlyTheDeployingRolesSign",
+        Effect: "Allow",
+        Principal: { AWS: [...options.signerRoleArns] },
+        Action: [...SIGNER_ACTIONS],
+        Resource: "*",
+      },
+    ],
+  });
+}
