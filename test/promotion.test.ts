@@ -723,7 +723,7 @@ describe.skipIf(skipContainerTests)(`copyImageScript between two real registries
   const tags: string[] = [];
 
   beforeAll(async () => {
-    engine = await ensureEngine();
+    engine = await ensureEngine({ baseImage: false });
     work = fs.mkdtempSync(path.join(os.tmpdir(), "wb-promo-script-"));
     fs.writeFileSync(path.join(work, "Dockerfile"), "FROM scratch\nCOPY payload /payload\n");
     fs.writeFileSync(path.join(work, "payload"), "promotion script test\n");

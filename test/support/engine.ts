@@ -322,24 +322,16 @@ function dockerPing(socketPath: string): Promise<boolean> {
   });
 }
 
-/** Ports the kernel hands out for port 0, all held open together so they differ, then released for the registries. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const srv = net.createServer();
-      servers.push(srv);
-      await new Promise<void>((resolve, reject) => {
-        srv.once("error", reject);
-        srv.listen(0, "127.0.0.1", resolve);
-      });
-      ports.push((srv.address() as net.AddressInfo).port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  }
+/** A port the kernel hands out for port 0 on 127.0.0.1, released again for a registry to bind. */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
 }
 
 function registryConfig(storage: string, addr: string): string {
@@ -425,23 +417,28 @@ async function startEngine(stateDir: string): Promise<EngineInfo> {
   await waitFor("dockerd", 60_000, dockerdPid, dockerdLog, () => dockerPing(dockerSock));
 
   // registries
-  const [portA, portB] = await freePorts(2);
   const registries: string[] = [];
-  for (const [label, port] of [["a", portA], ["b", portB]] as const) {
-    const addr = `127.0.0.1:${port}`;
+  for (const label of ["a", "b"]) {
     const storage = path.join(root, `registry-${label}`);
     fs.mkdirSync(storage);
     const config = path.join(root, `registry-${label}.yml`);
-    fs.writeFileSync(config, registryConfig(storage, addr));
     const regLog = path.join(root, `registry-${label}.log`);
-    const pid = spawnDaemon(REGISTRY, ["serve", config], regLog, daemonEnv);
-    recordPid(stateDir, { name: `registry-${label}`, pid });
-    try {
-      await waitForRegistry(addr, 20_000, () => isAlive(pid));
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last lines of ${regLog}:\n${logTail(regLog)}`);
+    // The free port is released before the registry binds it; should anything take it in between, the registry
+    // exits at once and the next attempt gets a fresh port.
+    for (let attempt = 1; ; attempt++) {
+      const addr = `127.0.0.1:${await freePort()}`;
+      fs.writeFileSync(config, registryConfig(storage, addr));
+      const pid = spawnDaemon(REGISTRY, ["serve", config], regLog, daemonEnv);
+      recordPid(stateDir, { name: `registry-${label}`, pid });
+      try {
+        await waitForRegistry(addr, 20_000, () => isAlive(pid));
+        registries.push(addr);
+        break;
+      } catch (e) {
+        await stopPid(pid, root, 2_000);
+        if (attempt >= 3) throw new Error(`${(e as Error).message}; last lines of ${regLog}:\n${logTail(regLog)}`);
+      }
     }
-    registries.push(addr);
   }
 
   const dockerConfig = path.join(root, "docker-client-config");
