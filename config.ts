@@ -53,6 +53,8 @@ const ecrRegistry = strictObject({
     .optional(),
   lifecycle: lifecycle.default({ keepTagged: 30, untaggedExpireDays: 1 }),
   forceDelete: z.boolean().default(false),
+  /** Accounts allowed to pull (never push) from these repositories: prod's account on dev, for promotion. */
+  pullAccountIds: z.array(z.string().regex(/^\d{12}$/, { error: "must be a 12-digit AWS account id, in quotes." })).default([]),
 });
 
 const localRegistry = strictObject({
@@ -74,6 +76,12 @@ const localRegistry = strictObject({
    * every platform the catalog ships (that needs QEMU emulation and is slow).
    */
   platforms: z.array(z.enum(PLATFORMS)).min(1).default(["linux/amd64"]),
+  /**
+   * The Docker network the local cluster's nodes run on (`kind` for kind). The registry joins it as host
+   * `local-registry`, so nodes pull `127.0.0.1:<port>/…` through the containerd mirror `npm run up:local` writes.
+   * null: do not join any network (k3d: use its own registry options).
+   */
+  clusterNetwork: z.string().min(1).nullable().default("kind"),
 });
 
 const registry = z.discriminatedUnion("kind", [ecrRegistry, localRegistry], {

@@ -11,6 +11,8 @@ import { PromotedImage } from "./components/promoted-image";
 import { ScanGate } from "./components/scan-gate";
 import { SigningKey } from "./components/signing-key";
 import { SigningPolicy } from "./components/signing-policy";
+import { ReleaseTag } from "./components/release-tag";
+import { ecrRegistryHost, imageReferencePatterns } from "./lib/kyverno";
 import { JupyterHub } from "./components/jupyter-hub";
 import { loadStackConfig, type StackConfig } from "./config";
 import type { CatalogVariant, Platform } from "./lib/catalog";
@@ -32,7 +34,8 @@ export = async function main() {
     cfg.registry.kind === "local" && cfg.registry.run && providers.docker
       ? new LocalRegistry("local-registry", { registry: cfg.registry }, { provider: providers.docker })
       : undefined;
-  const imageOpts: pulumi.ComponentResourceOptions = { providers: providers.list, ...(localRegistry ? { dependsOn: [localRegistry] } : {}) };
+  const imageOpts: pulumi.ComponentResourceOptions = { providers: providers.list };
+  const waitFor = localRegistry ? { waitFor: [localRegistry.container] } : {};
   const protect = cfg.environment === "prod";
 
   // 4. Images. Build mode: one ImageVariant per catalog entry and per user (a thin layer over the base's digest).
@@ -59,6 +62,7 @@ export = async function main() {
         repositoryName: `${cfg.registry.repositoryPrefix}/${v.name}`,
         registry: cfg.registry,
         ...(providers.credentials ? { credentials: providers.credentials } : {}),
+        ...waitFor,
       }, imageOpts);
     }
 
@@ -88,6 +92,7 @@ export = async function main() {
         repositoryName: u.repositoryName,
         registry: cfg.registry,
         ...(providers.credentials ? { credentials: providers.credentials } : {}),
+        ...waitFor,
       }, imageOpts);
     }
   } else {
@@ -99,6 +104,9 @@ export = async function main() {
         repositoryName: user?.repositoryName ?? `${cfg.registry.repositoryPrefix}/${id}`,
         registry: cfg.registry,
         ...(providers.credentials ? { credentials: providers.credentials } : {}),
+        // An ECR token is valid for every registry the principal may read: dev's repositories grant prod's account
+        // pull access (registry.pullAccountIds on the dev stack).
+        ...(providers.credentials ? { sourceCredentials: providers.credentials } : {}),
         protect,
       }, imageOpts);
     }
@@ -137,16 +145,19 @@ export = async function main() {
     gatedRefs[name] = ref;
   }
 
-  // 6. Admission: the cluster refuses any image of our repositories that this stack's key did not sign.
+  // 6. Admission: the cluster refuses any image of our repositories that this stack's key did not sign. Pods of
+  //    ours start only once the policy that checks them exists: every ref that reaches Kubernetes waits for it.
   if (signingKey && cfg.registry.kind === "ecr") {
-    const registryHost = `${cfg.registry.accountId}.dkr.ecr.${cfg.registry.region}.amazonaws.com`;
-    new AdmissionPolicy("admission", {
+    const admission = new AdmissionPolicy("admission", {
       admission: cfg.admission,
-      imageReferences: [`${registryHost}/${cfg.registry.repositoryPrefix}/*`, `${registryHost}/${cfg.registry.repositoryPrefix}-*/*`],
+      imageReferences: imageReferencePatterns(ecrRegistryHost(cfg.registry.accountId, cfg.registry.region), cfg.registry.repositoryPrefix),
       namespaces: [cfg.validation.namespace, ...(cfg.jupyterhub.enabled ? [cfg.jupyterhub.namespace] : [])],
       publicKeyPem: signingKey.publicKeyPem,
       tlogUpload: cfg.signing.mode === "cosign-kms" ? cfg.signing.tlogUpload : false,
     }, { provider: providers.kubernetes });
+    for (const name of Object.keys(gatedRefs)) {
+      gatedRefs[name] = pulumi.all([gatedRefs[name]!, admission.policyName]).apply(([ref]) => ref);
+    }
   }
 
   // 7. GPU validation: a CUDA check Job per GPU variant × compatible pool (CPU mode on the local stack). Only
@@ -177,7 +188,19 @@ export = async function main() {
       }, { provider: providers.kubernetes })
     : undefined;
 
-  // 9. Exports: every image by digest, and the catalog users discover.
+  // 9. Published digests built here get a release-* tag, which the ECR lifecycle never expires (promoted ones carry
+  //    promoted-* already). Only after the hub release succeeded: a tag means "offered to users".
+  if (hub && cfg.mode === "build" && cfg.registry.kind === "ecr") {
+    for (const v of cfg.variants.filter((x) => x.publish !== undefined && publishable(x) !== undefined)) {
+      new ReleaseTag(`${v.name}-release`, {
+        imageRef: publishable(v)!,
+        ...(providers.credentials ? { credentials: providers.credentials } : {}),
+        after: [hub],
+      });
+    }
+  }
+
+  // 10. Exports: every image by digest, and the catalog users discover.
   const describe = (img: BuiltImage) => ({
     imageRef: img.imageRef,
     repositoryUrl: img.repositoryUrl,
@@ -203,6 +226,9 @@ export = async function main() {
         ]),
     ),
     ...(hub ? { catalog: hub.catalog } : {}),
+    ...(signingKey
+      ? { signing: { keyArn: signingKey.keyArn, aliasName: signingKey.aliasName, cosignKeyRef: signingKey.cosignKeyRef, publicKeyPem: signingKey.publicKeyPem } }
+      : {}),
   };
 };
 

@@ -51,6 +51,12 @@ export interface ImageVariantArgs {
   credentials?: RegistryCredentials;
   /** @default false: see RegistryRepository */
   protect?: boolean;
+  /**
+   * Resources the build must wait for (the local registry container). Passed to the build itself: a component's
+   * own dependsOn does not hold back its children.
+   * @default none
+   */
+  waitFor?: pulumi.Resource[];
 }
 
 /**
@@ -136,7 +142,7 @@ export class ImageVariant extends pulumi.ComponentResource {
           : [{ inline: {} }],
         ...(args.credentials !== undefined ? { registries: [args.credentials] } : {}),
       },
-      { parent: this, dependsOn: [this.repository] },
+      { parent: this, dependsOn: [this.repository, ...(args.waitFor ?? [])] },
     );
     this.repositoryUrl = repoUrl;
     this.digest = this.image.digest;

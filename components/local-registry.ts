@@ -3,6 +3,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { LocalRegistryConfig } from "../config";
 import { parseImageRef } from "../lib/image-ref";
 
+/** The registry's name on the cluster's Docker network; scripts/up-local.sh points containerd's mirror at it. */
+export const LOCAL_REGISTRY_HOST = "local-registry";
+
 export interface LocalRegistryArgs {
   /** The local stack's registry settings (config.ts `registry` with kind: local). */
   registry: LocalRegistryConfig;
@@ -76,6 +79,9 @@ export class LocalRegistry extends pulumi.ComponentResource {
         volumes: [{ volumeName: this.volume.name, containerPath: STORAGE_PATH }],
         // Lets `npm run` clean-ups delete manifests through the registry API (distribution's storage.delete).
         envs: ["REGISTRY_STORAGE_DELETE_ENABLED=true"],
+        // On the cluster's network, nodes reach the registry as local-registry:5000 (kind's local-registry recipe):
+        // the pod specs keep the digest-pinned 127.0.0.1:<port> references and containerd mirrors them there.
+        ...(r.clusterNetwork !== null ? { networksAdvanced: [{ name: r.clusterNetwork, aliases: [LOCAL_REGISTRY_HOST] }] } : {}),
         // Builds start only once the registry answers: the image is Alpine-based, so busybox wget is there.
         healthcheck: {
           tests: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${CONTAINER_PORT}/v2/`],

@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegistryConfig } from "../config";
-import { ecrLifecyclePolicy, MUTABLE_TAG_FILTERS } from "../lib/ecr";
+import { crossAccountPullPolicy, ecrLifecyclePolicy, MUTABLE_TAG_FILTERS } from "../lib/ecr";
 
 export interface RegistryRepositoryArgs {
   /** Full repository name, e.g. `workbench/universal` or `workbench-1722830498/thesis`. */
@@ -51,6 +51,13 @@ export class RegistryRepository extends pulumi.ComponentResource {
         { repository: repo.name, policy: ecrLifecyclePolicy(registry.lifecycle) },
         { parent: this },
       );
+      if (registry.pullAccountIds.length > 0) {
+        new aws.ecr.RepositoryPolicy(
+          `${name}-pull-policy`,
+          { repository: repo.name, policy: crossAccountPullPolicy(registry.pullAccountIds) },
+          { parent: this },
+        );
+      }
       this.repositoryUrl = repo.repositoryUrl;
       this.registryHost = repo.repositoryUrl.apply((url) => url.split("/")[0] ?? url);
     } else {

@@ -68,3 +68,24 @@ export function ecrLifecyclePolicy(settings: LifecycleSettings): string {
     ],
   });
 }
+
+/** What another account needs to pull an image (ECR User Guide, "Private repository policy examples"). */
+export const PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"] as const;
+
+/**
+ * A repository policy letting other accounts pull (never push): prod's account reads the digests dev validated when
+ * it promotes them. Empty when no account is named.
+ */
+export function crossAccountPullPolicy(accountIds: readonly string[]): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "PullForPromotion",
+        Effect: "Allow",
+        Principal: { AWS: [...accountIds].sort().map((id) => `arn:aws:iam::${id}:root`) },
+        Action: [...PULL_ACTIONS],
+      },
+    ],
+  });
+}

@@ -83,6 +83,22 @@ function mockOutputs(args: pulumi.runtime.MockResourceArgs, providers: Map<strin
     }
     case "aws:kms/alias:Alias":
       return { ...inputs, arn: `arn:aws:kms:${region}:${account}:${inputs.name}`, targetKeyArn: inputs.targetKeyId };
+    case "docker:index/remoteImage:RemoteImage": {
+      // The engine pulls the pinned reference: its repo digest is the pinned one, the image id is derived.
+      const name = String(inputs.name);
+      const [ref = name, pinned] = name.split("@");
+      const repo = ref.replace(/:[^:/]+$/, "");
+      return { ...inputs, repoDigest: `${repo}@${pinned ?? `sha256:${sha256(`repo:${name}`)}`}`, imageId: `sha256:${sha256(`image:${name}`)}` };
+    }
+    case "docker:index/volume:Volume": {
+      const name = (inputs.name as string | undefined) ?? args.name;
+      return { ...inputs, name, driver: "local", mountpoint: `/var/lib/docker/volumes/${name}/_data` };
+    }
+    case "docker:index/container:Container":
+      return { ...inputs, hostname: sha256(`container:${args.name}`).slice(0, 12) };
+    case "command:local:Command":
+      // What a command prints cannot be known offline; empty output keeps dependent values deterministic.
+      return { ...inputs, stdout: "", stderr: "" };
     case "docker-build:index:Image": {
       const tag = (inputs.tags as string[] | undefined)?.[0] ?? args.name;
       const digest = `sha256:${sha256(`digest:${tag}`)}`;

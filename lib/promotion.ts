@@ -4,7 +4,7 @@
  * the PromotedImage component call it, the tests check its exact output.
  */
 import { type Document, isMap, isScalar, isSeq, parseDocument, type ToStringOptions, YAMLMap, YAMLSeq } from "yaml";
-import { PROMOTED_TAG_PREFIX } from "./ecr";
+import { PROMOTED_TAG_PREFIX, RELEASE_TAG_PREFIX } from "./ecr";
 import { parseImageRef } from "./image-ref";
 import { type Problem, renderReceived } from "./problems";
 
@@ -150,8 +150,17 @@ export function shellJoin(argv: readonly string[]): string {
 
 /** The copy in prod is tagged `promoted-<first 12 hex of the digest>`; ECR lifecycle never expires these tags. */
 export function promotedTag(digest: string): string {
-  if (!DIGEST.test(digest)) throw new Error(`promotedTag: "${digest}" is not a digest "sha256:" followed by 64 lowercase hex characters.`);
-  return `${PROMOTED_TAG_PREFIX}${digest.slice("sha256:".length, "sha256:".length + 12)}`;
+  return digestTag("promotedTag", PROMOTED_TAG_PREFIX, digest);
+}
+
+/** A digest published to JupyterHub in dev is tagged `release-<first 12 hex>`, which ECR lifecycle never expires. */
+export function releaseTag(digest: string): string {
+  return digestTag("releaseTag", RELEASE_TAG_PREFIX, digest);
+}
+
+function digestTag(fn: string, prefix: string, digest: string): string {
+  if (!DIGEST.test(digest)) throw new Error(`${fn}: "${digest}" is not a digest "sha256:" followed by 64 lowercase hex characters.`);
+  return `${prefix}${digest.slice("sha256:".length, "sha256:".length + 12)}`;
 }
 
 /** Whether a registry speaks plain http: only loopback addresses (the local stack, tests). */

@@ -39,6 +39,7 @@ describe("parseStackConfig", () => {
       repositoryPrefix: "wb",
       lifecycle: { keepTagged: 30, untaggedExpireDays: 1 },
       forceDelete: false,
+      pullAccountIds: [],
     });
     expect(cfg.validation).toEqual({
       namespace: "workbench-validation",

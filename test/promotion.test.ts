@@ -567,6 +567,7 @@ const PROD_REGISTRY: RegistryConfig = {
   repositoryPrefix: "wb",
   lifecycle: { keepTagged: 30, untaggedExpireDays: 1 },
   forceDelete: false,
+  pullAccountIds: [],
 };
 
 /**
@@ -666,6 +667,7 @@ const LOCAL: LocalRegistryConfig = {
   image: "docker.io/library/registry:2.8.3@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373",
   dockerHost: "unix:///var/run/docker.sock",
   platforms: ["linux/amd64"],
+  clusterNetwork: "kind",
 };
 
 async function planLocal(registry: LocalRegistryConfig): Promise<Plan> {
@@ -695,6 +697,7 @@ describe("LocalRegistry under the mock runtime", () => {
     expect(container.inputs["envs"]).toEqual(["REGISTRY_STORAGE_DELETE_ENABLED=true"]);
     expect(container.inputs["volumes"]).toEqual([{ containerPath: "/var/lib/registry", volumeName: "local-registry-storage" }]);
     expect(container.inputs["name"]).toBe("local-registry");
+    expect(container.inputs["networksAdvanced"]).toEqual([{ aliases: ["local-registry"], name: "kind" }]);
     expect(container.inputs["wait"]).toBe(true);
     expect(container.dependencies).toEqual([image.urn, volume.urn].sort());
     expect(container.propertyDependencies["volumes"]).toEqual([volume.urn]);

@@ -1,0 +1,108 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { byName, byType, planConfig, planStackFile, ROOT, transitiveDependencies } from "./harness";
+
+const HEX = /@sha256:[0-9a-f]{64}$/;
+
+describe("dev: image → scan → sign → admission → validation → hub → release tag", () => {
+  it("scans then signs every image by digest, and only signed refs reach Kubernetes", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const images = byType(plan, "docker-build:index:Image").map((r) => r.name.replace(/-image$/, ""));
+    expect(images).toHaveLength(13);
+    for (const name of images) {
+      const scan = byName(plan, `${name}-scan-trivy`);
+      const sign = byName(plan, `${name}-sign-cosign`);
+      expect(scan.dependencies).toContain(byName(plan, `${name}-image`).urn);
+      expect(sign.dependencies).toContain(scan.urn);
+      expect(String(sign.inputs["create"])).toMatch(/ \S+@sha256:[0-9a-f]{64}$/);
+      expect((sign.inputs["environment"] as Record<string, string>)["REGISTRY_PASSWORD"]).toBe("[secret]");
+    }
+    const policy = byType(plan, "kubernetes:kyverno.io/v1:ClusterPolicy")[0]!;
+    for (const job of byType(plan, "kubernetes:batch/v1:Job")) {
+      const upstream = transitiveDependencies(plan, job.urn);
+      const variant = String((job.inputs["metadata"] as { labels: Record<string, string> }).labels["workbench-images/variant"] ?? "");
+      expect(upstream.has(policy.urn)).toBe(true);
+      expect(upstream.has(byName(plan, `${variant}-sign-cosign`).urn)).toBe(true);
+    }
+  });
+
+  it("lets prod's account pull (never push) and tags published digests release-* after the hub release", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const policies = byType(plan, "aws:ecr/repositoryPolicy:RepositoryPolicy");
+    expect(policies).toHaveLength(13);
+    expect(JSON.parse(String(policies[0]!.inputs["policy"]))).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "PullForPromotion",
+          Effect: "Allow",
+          Principal: { AWS: ["arn:aws:iam::444455556666:root"] },
+          Action: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        },
+      ],
+    });
+    const hubRelease = byName(plan, "jupyterhub-release");
+    const tags = byType(plan, "command:local:Command").filter((c) => c.name.endsWith("-release-tag"));
+    expect(tags.map((t) => t.name).sort()).toEqual(
+      ["jupyter-agent-dev", "jupyter-fine-tuning", "jupyter-ml-cpu", "jupyter-ml-gpu", "ml-stack-jupyter", "universal"].map((v) => `${v}-release-tag`).sort(),
+    );
+    for (const t of tags) {
+      expect(transitiveDependencies(plan, t.urn).has(hubRelease.urn)).toBe(true);
+      expect(String(t.inputs["create"])).toMatch(/:release-[0-9a-f]{12}/);
+      expect(t.inputs["environment"]).toEqual({ RELEASE_REGISTRY_CREDS: "[secret]" });
+    }
+  });
+});
+
+describe("prod: promotes, never builds", () => {
+  it("copies each promoted digest preserving it, re-signs with prod's key, and protects what must not be deleted", async () => {
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config as Record<string, unknown>;
+    const digest = `sha256:${"ab".repeat(32)}`;
+    stack["workbench-images:promotion"] = {
+      from: "dev",
+      images: {
+        universal: { digest, source: `111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`, validatedPools: ["h100"] },
+      },
+    };
+    const plan = await planConfig("prod", stack);
+    expect(byType(plan, "docker-build:index:Image")).toEqual([]);
+    const copy = byName(plan, "universal-copy");
+    expect(String(copy.inputs["create"])).toContain("--all --preserve-digests");
+    expect(String(copy.inputs["create"])).toContain(`docker://111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`);
+    expect(String(copy.inputs["create"])).toContain("444455556666.dkr.ecr.us-east-1.amazonaws.com/workbench/universal:promoted-abababababab");
+    expect(copy.inputs["triggers"]).toEqual([digest]);
+    const sign = byName(plan, "universal-sign-cosign");
+    expect(transitiveDependencies(plan, sign.urn).has(copy.urn)).toBe(true);
+    expect(String(sign.inputs["create"])).toContain(`444455556666.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`);
+    for (const name of ["universal-repository-ecr", "signing-key-key", "jupyterhub-namespace", "jupyterhub-release"]) {
+      expect(byName(plan, name).options?.protect).toBe(true);
+    }
+    expect(byType(plan, "kubernetes:batch/v1:Job").map((j) => j.name)).toEqual(["gpu-validation-universal-h200-job"]);
+    expect((plan.outputs["validatedImages"] as Record<string, { digest: string }>)["universal"]!.digest).toBe(digest);
+  });
+});
+
+describe("local: no cloud", () => {
+  it("runs its own registry on 127.0.0.1, validates in CPU mode and signs nothing", async () => {
+    const plan = await planStackFile("local", "Pulumi.local.yaml");
+    expect(plan.resources.filter((r) => r.type.startsWith("aws:") || r.type === "pulumi:providers:aws")).toEqual([]);
+    const container = byType(plan, "docker:index/container:Container")[0]!;
+    expect(container.inputs["ports"]).toEqual([{ external: 5001, internal: 5000, ip: "127.0.0.1", protocol: "tcp" }]);
+    expect(String(byType(plan, "docker:index/remoteImage:RemoteImage")[0]!.inputs["name"])).toMatch(HEX);
+    for (const image of byType(plan, "docker-build:index:Image")) {
+      expect(image.dependencies).toContain(container.urn);
+      expect((image.inputs["tags"] as string[])[0]).toMatch(/^127\.0\.0\.1:5001\/workbench/);
+    }
+    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    expect(jobs).toHaveLength(4);
+    for (const job of jobs) {
+      const c = (job.inputs["spec"] as { template: { spec: { containers: Array<{ command: string[]; image: string; resources?: unknown }> } } }).template.spec.containers[0]!;
+      expect(c.command.slice(0, 4)).toEqual(["python3", "/opt/workbench-checks/gpu_check.py", "--mode", "cpu"]);
+      expect(c.image).toMatch(HEX);
+      expect(JSON.stringify(c.resources ?? {})).not.toContain("nvidia.com/gpu");
+    }
+    expect(byType(plan, "command:local:Command")).toEqual([]);
+  });
+});
