@@ -14,7 +14,7 @@ import { SigningPolicy } from "./components/signing-policy";
 import { ReleaseTag } from "./components/release-tag";
 import { ecrRegistryHost, imageReferencePatterns } from "./lib/kyverno";
 import { JupyterHub } from "./components/jupyter-hub";
-import { loadStackConfig, type StackConfig } from "./config";
+import { loadStackConfig, type StackConfig, type UserConfig } from "./config";
 import type { CatalogVariant, Platform } from "./lib/catalog";
 
 /**
@@ -162,13 +162,22 @@ export = async function main() {
 
   // 7. GPU validation: a CUDA check Job per GPU variant × compatible pool (CPU mode on the local stack). Only
   //    refs that come out of it reach the hub, so a failed check holds publication back.
-  const gpuVariants = cfg.variants.filter((v) => v.gpu && gatedRefs[v.name] !== undefined);
+  // A per-user image over a GPU variant is validated like its base: the user layer can break what the base passed.
+  const baseOf = (u: UserConfig) => cfg.variants.find((v) => v.name === u.baseVariant)!;
+  const gpuTargets = [
+    ...cfg.variants
+      .filter((v) => v.gpu && gatedRefs[v.name] !== undefined)
+      .map((v) => ({ id: v.name, variant: v, pools: cfg.poolsByVariant[v.name] ?? [] })),
+    ...cfg.users
+      .filter((u) => baseOf(u).gpu && gatedRefs[u.id] !== undefined)
+      .map((u) => ({ id: u.id, variant: { ...baseOf(u), name: u.id }, pools: cfg.poolsByVariant[u.baseVariant] ?? [] })),
+  ];
   const validation =
-    gpuVariants.length > 0
+    gpuTargets.length > 0
       ? new GpuValidationSuite("gpu-validation", {
           validation: cfg.validation,
           checksDir: path.join(cfg.projectRoot, "images", "checks"),
-          targets: gpuVariants.map((v) => ({ variant: v, imageRef: gatedRefs[v.name]!, pools: cfg.poolsByVariant[v.name] ?? [] })),
+          targets: gpuTargets.map((t) => ({ variant: t.variant, imageRef: gatedRefs[t.id]!, pools: t.pools })),
         }, { providers: [providers.kubernetes] })
       : undefined;
   const publishable = (v: CatalogVariant): pulumi.Input<string> | undefined =>
@@ -182,7 +191,9 @@ export = async function main() {
         images: cfg.variants
           .filter((v) => v.publish !== undefined && publishable(v) !== undefined)
           .map((v) => ({ variant: v, ref: publishable(v)!, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
-        users: cfg.users.filter((u) => gatedRefs[u.id] !== undefined).map((u) => ({ user: u, ref: gatedRefs[u.id]! })),
+        users: cfg.users
+          .map((u) => ({ user: u, ref: baseOf(u).gpu ? validation?.validatedRefs[u.id] : gatedRefs[u.id] }))
+          .filter((u): u is { user: UserConfig; ref: pulumi.Output<string> } => u.ref !== undefined),
         shmSize: cfg.validation.shmSize,
         protect: cfg.environment === "prod",
       }, { provider: providers.kubernetes })

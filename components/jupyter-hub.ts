@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool, JupyterHubConfig, UserConfig } from "../config";
 import type { CatalogVariant } from "../lib/catalog";
-import { mergeHubValues, type HubValues } from "../lib/hub-values";
+import { homeMountOf, loadChartDefaults, mergeHubValues, type HubValues } from "../lib/hub-values";
 import { validateProfileList } from "../lib/kubespawner";
 import { prePullDaemonSet, type PullGroup } from "../lib/pre-puller";
 import { type PublishedImage, renderProfileFilterConfig, renderProfileList } from "../lib/profiles";
@@ -66,6 +66,7 @@ export class JupyterHub extends pulumi.ComponentResource {
       { parent: this, protect, retainOnDelete: protect },
     );
     const published = args.images.filter((i) => i.variant.publish !== undefined);
+    const homeMount = homeMountOf(mergeHubValues(loadChartDefaults(), hub.values, {}));
     const refs = pulumi.all(published.map((i) => i.ref));
     const userRefs = pulumi.all(args.users.map((u) => u.ref));
 
@@ -105,6 +106,7 @@ export class JupyterHub extends pulumi.ComponentResource {
           imageRef: personalRefs[i]!,
         })),
         shmSizeLimit: args.shmSize,
+        ...(homeMount !== undefined ? { homeMount } : {}),
       });
       const problems = validateProfileList(result.profiles);
       if (problems.length > 0) throw new pulumi.ResourceError(`generated profiles are invalid:\n${problems.join("\n")}`, this);

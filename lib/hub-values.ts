@@ -210,3 +210,23 @@ export function validateHubValues(merged: HubValues): string[] {
   }
   return out;
 }
+
+/**
+ * Where z2jh 4.4.0 mounts the user's home, read from merged values the way its jupyterhub_config.py reads them:
+ * dynamic storage keys the mount by singleuser.storage.dynamic.volumeNameTemplate, static storage by "home", and
+ * storage type "none" mounts nothing.
+ */
+export function homeMountOf(merged: HubValues): { key: string; name: string; subPath?: string } | undefined {
+  const singleuser = isPlainObject(merged.singleuser) ? merged.singleuser : {};
+  const storage = isPlainObject(singleuser.storage) ? singleuser.storage : {};
+  const type = storage.type ?? "dynamic";
+  const section = (key: string) => (isPlainObject(storage[key]) ? (storage[key] as HubValues) : {});
+  const subPathOf = (s: HubValues) => (typeof s.subPath === "string" && s.subPath !== "" ? { subPath: s.subPath } : {});
+  if (type === "dynamic") {
+    const dynamic = section("dynamic");
+    const template = typeof dynamic.volumeNameTemplate === "string" ? dynamic.volumeNameTemplate : "volume-{user_server}";
+    return { key: template, name: template, ...subPathOf(dynamic) };
+  }
+  if (type === "static") return { key: "home", name: "home", ...subPathOf(section("static")) };
+  return undefined;
+}

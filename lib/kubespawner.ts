@@ -166,9 +166,15 @@ export const volumeSchema = strict(
   "a volume (only emptyDir is typed here)",
 );
 
+// z2jh names the home volume with a KubeSpawner template (singleuser.storage.dynamic.volumeNameTemplate,
+// "volume-{user_server}"), expanded per user at spawn: a mount may name it.
+const VOLUME_NAME_TEMPLATE = /^(?:[a-z0-9]|\{[a-z_]+\})(?:[a-z0-9-]|\{[a-z_]+\})*$/;
+
 export const volumeMountSchema = strict(
   {
-    name: slug("volume name"),
+    name: z
+      .string({ error: "expected a volume name" })
+      .regex(VOLUME_NAME_TEMPLATE, { error: 'expected a volume name, optionally with KubeSpawner fields like "volume-{user_server}"' }),
     mountPath: z.string({ error: "expected an absolute path" }).regex(/^\//, { error: "expected an absolute path" }),
     readOnly: z.boolean({ error: "expected true or false" }).optional(),
     subPath: z.string({ error: "expected a relative path" }).optional(),
@@ -410,11 +416,13 @@ function checkOverride(
     }
   }
 
-  // A mount of a volume defined nowhere in this profile would fail the pod unless z2jh defines it; we only mount
-  // what we define, so insist on it.
+  // A mount of a volume defined nowhere in this profile would fail the pod unless z2jh defines it. The one z2jh volume
+  // we mount is the user's home (personal images remount it at /home/<user>): keyed like z2jh keys it, by its
+  // volumeNameTemplate (dynamic storage) or "home" (static). Any other mount must name a volume of this profile.
   const volumes = new Set(Object.values(effective.volumes ?? {}).map((v) => v.name));
+  const chartHome = (key: string, name: string) => key === name && (name === "home" || name.includes("{"));
   for (const [key, mount] of Object.entries(o.volume_mounts ?? {})) {
-    if (!volumes.has(mount.name)) {
+    if (!volumes.has(mount.name) && !chartHome(key, mount.name)) {
       out.push(`${at("volume_mounts", key, "name")}: mounts volume "${mount.name}" which no volumes entry of this profile defines; add it to volumes`);
     }
   }

@@ -68,9 +68,23 @@ export interface Resources {
   memory: { guarantee: string; limit: string };
 }
 
+/** Where z2jh mounts the user's home volume (keyed as z2jh keys it in KubeSpawner.volume_mounts). */
+export interface HomeMount {
+  /** The volume_mounts key and volume name: volumeNameTemplate for dynamic storage, "home" for static. */
+  key: string;
+  name: string;
+  subPath?: string;
+}
+
 export interface RenderInput {
   images: PublishedImage[];
   users: UserImage[];
+  /**
+   * The hub's home volume. Personal images (seed 002) have their home at /home/<username>, not z2jh's homeMountPath
+   * (/home/jovyan), so their profiles remount it there; KubeSpawner merges this dict entry over z2jh's.
+   * @default none: personal profiles keep z2jh's mount
+   */
+  homeMount?: HomeMount;
   /**
    * sizeLimit of the memory-backed /dev/shm of GPU sessions (PyTorch DataLoader workers and NCCL exchange tensors
    * through it; the container runtime's default is 64 MiB). Pages written there are charged to the container's
@@ -298,8 +312,7 @@ export function renderProfileList(input: RenderInput): RenderedProfiles {
       },
     };
     const basedOn = base?.displayName ?? user.baseVariant;
-    profiles.push(
-      profileOf(
+    const personal = profileOf(
         {
           display_name: `${user.project}: your image based on ${basedOn}`,
           slug,
@@ -309,8 +322,19 @@ export function renderProfileList(input: RenderInput): RenderedProfiles {
         // fs_gid: the home volume is group-owned by the user's own group, as on the seed-002 hosts.
         { uid: user.uid, gid: user.gid, fs_gid: user.gid },
         where,
-      ),
-    );
+      );
+    if (input.homeMount !== undefined) {
+      const o = personal.kubespawner_override!;
+      o.volume_mounts = {
+        ...(o.volume_mounts ?? {}),
+        [input.homeMount.key]: {
+          name: input.homeMount.name,
+          mountPath: `/home/${user.username}`,
+          ...(input.homeMount.subPath !== undefined ? { subPath: input.homeMount.subPath } : {}),
+        },
+      };
+    }
+    profiles.push(personal);
     owners[slug] = user.login;
   }
 

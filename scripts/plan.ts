@@ -48,7 +48,13 @@ async function main(): Promise<void> {
   }
 }
 
+// A failure inside an Output (a bug, not user input) surfaces as an unhandled rejection: one line, not a dump.
+process.on("unhandledRejection", (e: unknown) => {
+  process.stderr.write(`plan: internal error: ${(e as Error).message ?? String(e)}\n`);
+  process.exit(1);
+});
+
 main().catch((e: unknown) => {
-  process.stderr.write(`plan: internal error: ${(e as Error).stack ?? String(e)}\n`);
+  process.stderr.write(`plan: internal error: ${(e as Error).message ?? String(e)}\n`);
   process.exit(1);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CHART_SCHEMA_DIR, type HubValues, loadChartDefaults, mergeHubValues, validateHubValues } from "../lib/hub-values";
+import { CHART_SCHEMA_DIR, homeMountOf, type HubValues, loadChartDefaults, mergeHubValues, validateHubValues } from "../lib/hub-values";
 import { type PublishedImage, renderProfileFilterConfig, renderProfileList } from "../lib/profiles";
 import * as path from "node:path";
 
@@ -125,5 +125,17 @@ describe("validateHubValues", () => {
     expect(validateHubValues(merged)).toEqual([
       'singleuser.profileList: must be empty when hub.extraConfig["50-workbench-profiles"] installs the workbench profile filter, which replaces KubeSpawner.profile_list after z2jh applied this list (its 1 entry would be silently ignored); put profiles into renderProfileFilterConfig() instead',
     ]);
+  });
+});
+
+describe("homeMountOf", () => {
+  it("keys the home mount as z2jh 4.4.0 does for dynamic, static and no storage", () => {
+    expect(homeMountOf(loadChartDefaults())).toEqual({ key: "volume-{user_server}", name: "volume-{user_server}" });
+    expect(homeMountOf(mergeHubValues(loadChartDefaults(), { singleuser: { storage: { type: "static", static: { pvcName: "homes", subPath: "{username}" } } } }, {}))).toEqual({
+      key: "home",
+      name: "home",
+      subPath: "{username}",
+    });
+    expect(homeMountOf(mergeHubValues(loadChartDefaults(), { singleuser: { storage: { type: "none" } } }, {}))).toBeUndefined();
   });
 });

@@ -272,6 +272,20 @@ describe("renderProfileList: personal profiles (seed 002)", () => {
     expect(owners).toEqual({ "user-bob-vision": "bob" });
   });
 
+  it("remounts z2jh's home volume at the baked home, keeping the base's /dev/shm mount", () => {
+    const bob: UserImage = { ...alice, login: "bob", username: "bob", uid: 2001, gid: 2001, project: "vision", baseVariant: "pytorch-gpu" };
+    const { profiles } = renderProfileList({
+      ...input([gpuOnePool], [bob]),
+      homeMount: { key: "volume-{user_server}", name: "volume-{user_server}", subPath: "homes" },
+    });
+    expect(profiles[1]!.kubespawner_override!.volume_mounts).toEqual({
+      ...GPU_ONE_POOL_PROFILE.kubespawner_override.volume_mounts,
+      "volume-{user_server}": { name: "volume-{user_server}", mountPath: "/home/bob", subPath: "homes" },
+    });
+    expect(profiles[0]!.kubespawner_override!.volume_mounts).toEqual(GPU_ONE_POOL_PROFILE.kubespawner_override.volume_mounts);
+    expect(validateProfileList(profiles)).toEqual([]);
+  });
+
   it("uses CPU defaults when the base is not published, and skips when the base is a GPU image not offered", () => {
     const orphan: UserImage = { ...alice, project: "p1", baseVariant: "not-published" };
     const onSkipped: UserImage = { ...alice, project: "p2", baseVariant: "tf-gpu" };

@@ -135,7 +135,10 @@ describe("the dev stack graph", () => {
     const plan = await planStackFile("dev", "Pulumi.dev.yaml");
     const jobs = byType(plan, "kubernetes:batch/v1:Job");
     expect(jobs.map((j) => j.name).sort()).toEqual(
-      ["jupyter-fine-tuning", "jupyter-ml-gpu", "ml-stack-ml", "universal"].flatMap((v) => [`gpu-validation-${v}-h100-job`, `gpu-validation-${v}-l40s-job`]).sort(),
+      // Every GPU variant, and the per-user image built over jupyter-ml-gpu, on both compatible pools.
+      ["jupyter-fine-tuning", "jupyter-ml-gpu", "ml-stack-ml", "universal", "user-h-baker-at-hertie-school-lan-thesis"]
+        .flatMap((v) => [`gpu-validation-${v}-h100-job`, `gpu-validation-${v}-l40s-job`])
+        .sort(),
     );
     for (const job of jobs) {
       const spec = job.inputs["spec"] as { template: { spec: { containers: Array<{ image: string }> } } };
@@ -143,7 +146,7 @@ describe("the dev stack graph", () => {
     }
     const release = byName(plan, "jupyterhub-release");
     const upstream = transitiveDependencies(plan, release.urn);
-    const published = ["jupyter-fine-tuning", "jupyter-ml-gpu", "universal"];
+    const published = ["jupyter-fine-tuning", "jupyter-ml-gpu", "universal", "user-h-baker-at-hertie-school-lan-thesis"];
     for (const v of published) {
       expect(upstream.has(byName(plan, `gpu-validation-${v}-h100-job`).urn)).toBe(true);
       expect(upstream.has(byName(plan, `gpu-validation-${v}-l40s-job`).urn)).toBe(true);
