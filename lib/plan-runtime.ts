@@ -181,7 +181,7 @@ export async function runPlan(options: RunOptions): Promise<Plan> {
   // For the same reason stacks are cut short while the program runs (restored afterwards, errors included).
   process.setSourceMapsEnabled(false);
   const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 2;
+  Error.stackTraceLimit = 0;
   try {
     return await runPlanInner(options);
   } finally {
