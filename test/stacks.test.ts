@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { RULES } from "../policy/rules";
 import { byName, byType, planConfig, planStackFile, ROOT, transitiveDependencies } from "./harness";
 
 const HEX = /@sha256:[0-9a-f]{64}$/;
@@ -104,5 +105,19 @@ describe("local: no cloud", () => {
       expect(JSON.stringify(c.resources ?? {})).not.toContain("nvidia.com/gpu");
     }
     expect(byType(plan, "command:local:Command")).toEqual([]);
+  });
+});
+
+describe("every stack passes the policy pack", () => {
+  it.each(["local", "dev", "prod"])("%s: no rule reports a violation on any planned resource", async (stack) => {
+    const plan = await planStackFile(stack, `Pulumi.${stack}.yaml`);
+    const violations = plan.resources.flatMap((r) => RULES.flatMap((rule) => rule.check(r.type, r.inputs).map((v) => `${rule.name} ${r.name}: ${v}`)));
+    expect(violations).toEqual([]);
+    // The rules do see what they check: the dev plan has ECR repositories, Jobs and Helm releases.
+    if (stack === "dev") {
+      expect(byType(plan, "aws:ecr/repository:Repository")).toHaveLength(13);
+      expect(byType(plan, "kubernetes:batch/v1:Job")).toHaveLength(10);
+      expect(byType(plan, "kubernetes:helm.sh/v3:Release")).toHaveLength(2);
+    }
   });
 });
