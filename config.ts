@@ -45,7 +45,9 @@ const lifecycle = strictObject({
 const ecrRegistry = strictObject({
   kind: z.literal("ecr"),
   region: z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d+$/, { error: 'must be an AWS region such as "us-east-1".' }),
-  accountId: z.string().regex(/^\d{12}$/, { error: "must be the 12-digit AWS account id, in quotes." }),
+  accountId: z
+    .string({ error: "must be the 12-digit AWS account id, in quotes." })
+    .regex(/^\d{12}$/, { error: "must be the 12-digit AWS account id, in quotes." }),
   repositoryPrefix: repositoryPrefix.default("workbench"),
   kmsKeyArn: z
     .string()

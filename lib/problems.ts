@@ -107,11 +107,12 @@ export function zodProblems(
         if (input === undefined) {
           problems.push({ path: where(path), message: `is required but missing: set it to ${expected}.` });
         } else {
-          const custom = issue.message.startsWith("Invalid input") ? "" : ` ${issue.message}`;
+          // A schema's own message for a wrong type says it better than the generic one.
+          const custom = !issue.message.startsWith("Invalid input");
           const quoted = typeof input === "string" && (issue.expected === "number" || issue.expected === "int" || issue.expected === "boolean");
           problems.push({
             path: where(path),
-            message: `must be ${expected}.${custom}${quoted ? " Write it without quotes." : ""}`,
+            message: custom ? issue.message : `must be ${expected}.${quoted ? " Write it without quotes." : ""}`,
             received: received(input),
           });
         }
