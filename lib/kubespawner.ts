@@ -7,6 +7,7 @@
  * types (kubespawner/spawner.py, 7.x).
  */
 import { closest, distance } from "fastest-levenshtein";
+import { renderReceived } from "./problems";
 import { z } from "zod";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -308,19 +309,8 @@ export function formatValuePath(prefix: string, path: readonly PropertyKey[]): s
   return out;
 }
 
-const MAX_RENDERED = 80;
-
-/** The value received, as JSON on one line, shortened; `nothing` when the key is absent. */
-export function renderValue(value: unknown): string {
-  if (value === undefined) return "nothing";
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > MAX_RENDERED ? `${text.slice(0, MAX_RENDERED - 1)}…` : text;
-}
+/** The value received, as JSON on one line, shortened; `nothing` when the key is absent (one renderer for all errors). */
+export const renderValue = renderReceived;
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let here: unknown = root;
