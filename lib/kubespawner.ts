@@ -6,8 +6,7 @@
  * Every object here is therefore strict. Field meanings follow KubeSpawner's `profile_list` help text and trait
  * types (kubespawner/spawner.py, 7.x).
  */
-import { closest, distance } from "fastest-levenshtein";
-import { renderReceived } from "./problems";
+import { nearest, renderReceived } from "./problems";
 import { z } from "zod";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -69,9 +68,8 @@ function strict<T extends z.core.$ZodLooseShape>(shape: T, what: string) {
 }
 
 function unknownKeyMessage(key: string, known: readonly string[], what: string): string {
-  const best = known.length > 0 ? closest(key, [...known]) : "";
-  const near = best !== "" && distance(key, best) <= Math.min(3, Math.max(1, Math.floor(best.length / 2)));
-  return near
+  const best = nearest(key, known);
+  return best !== undefined
     ? `unknown key in ${what}; did you mean "${best}"? (KubeSpawner would silently ignore it)`
     : `unknown key in ${what}; known keys: ${known.join(", ")} (KubeSpawner would silently ignore it)`;
 }

@@ -32,12 +32,18 @@ export function renderReceived(value: unknown): string {
   return text.length > MAX_RECEIVED ? `${text.slice(0, MAX_RECEIVED - 1)}…` : text;
 }
 
-/** `did you mean "x"?` when some known word is within edit distance 3 (and closer than the word's own length). */
-export function didYouMean(word: string, known: readonly string[]): string {
-  if (known.length === 0) return "";
+/** The known word a typo most likely meant: within edit distance 3 and half its own length, else undefined. */
+export function nearest(word: string, known: readonly string[]): string | undefined {
+  if (known.length === 0) return undefined;
   const best = closest(word, [...known]);
   const d = distance(word.toLowerCase(), best.toLowerCase());
-  return d <= Math.min(3, Math.max(1, Math.floor(best.length / 2))) ? ` Did you mean "${best}"?` : "";
+  return d <= Math.min(3, Math.max(1, Math.floor(best.length / 2))) ? best : undefined;
+}
+
+/** ` Did you mean "x"?` for a near miss, else "". */
+export function didYouMean(word: string, known: readonly string[]): string {
+  const best = nearest(word, known);
+  return best !== undefined ? ` Did you mean "${best}"?` : "";
 }
 
 /** Formats a path the way users write it in `pulumi config set --path`: a.b[0].c */
