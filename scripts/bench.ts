@@ -10,14 +10,17 @@ import { readStackConfig } from "../lib/stack-files";
 
 /**
  * npm run bench: plan time and peak RSS for synthetic catalogs of 10, 100 and 500 variants, next to the SDK's floor
- * measured in the same run (the same number of bare resources through the same mocks). Each measurement runs in its
+ * measured in the same run (the same number of bare resources, custom and component alike, through the same mocks). Each measurement runs in its
  * own process so peak RSS is its own. Prints figures; asserts nothing (targets: ≤ 1.2× the floor per resource,
  * linear growth, 500 variants under 10 s and 1 GB).
  */
 const root = path.resolve(__dirname, "..");
 const SIZES = [10, 100, 500];
 
-const { values } = parseArgs({ options: { child: { type: "string" }, variants: { type: "string" }, count: { type: "string" } }, strict: true });
+const { values } = parseArgs({
+  options: { child: { type: "string" }, variants: { type: "string" }, custom: { type: "string" }, components: { type: "string" } },
+  strict: true,
+});
 
 function makeCatalog(dir: string, n: number): string {
   fs.mkdirSync(path.join(dir, "images", "app"), { recursive: true });
@@ -59,11 +62,20 @@ class Bare extends pulumi.CustomResource {
   }
 }
 
+/** The floor for components: a component with no children and no outputs. */
+class BareComponent extends pulumi.ComponentResource {
+  constructor(name: string) {
+    super("bench:index:BareComponent", name, {});
+    this.registerOutputs({});
+  }
+}
+
 async function child(): Promise<void> {
   // Module loading (@pulumi/aws alone is ≈ 0.5 s) is a fixed cost, timed apart from planning.
   const program = require("../index") as () => unknown;
   const start = process.hrtime.bigint();
   let resources: number;
+  let components = 0;
   if (values.child === "program") {
     const dir = fs.mkdtempSync(path.join(root, ".bench-"));
     try {
@@ -71,11 +83,13 @@ async function child(): Promise<void> {
       const { project, config, secretKeys } = readStackConfig(root, stackFile);
       const plan = await runPlan({ project, stack: "bench", config, secretKeys, program });
       resources = plan.resources.length;
+      components = plan.resources.filter((r) => !r.custom).length;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   } else {
-    const count = Number(values.count);
+    const count = Number(values.custom);
+    const comps = Number(values.components);
     const plan = await runPlan({
       project: "workbench-images",
       stack: "bench",
@@ -83,18 +97,19 @@ async function child(): Promise<void> {
       secretKeys: [],
       program: () => {
         for (let i = 0; i < count; i++) new Bare(`bare-${i}`, { value: i });
+        for (let i = 0; i < comps; i++) new BareComponent(`component-${i}`);
         return {};
       },
     });
     resources = plan.resources.length;
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  process.stdout.write(JSON.stringify({ resources, seconds, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+  process.stdout.write(JSON.stringify({ resources, components, seconds, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
 }
 
-function run(args: string[]): { resources: number; seconds: number; maxRssMB: number } {
+function run(args: string[]): { resources: number; components: number; seconds: number; maxRssMB: number } {
   const out = execFileSync(process.execPath, ["--import", "tsx", __filename, ...args], { cwd: root, encoding: "utf8" });
-  return JSON.parse(out) as { resources: number; seconds: number; maxRssMB: number };
+  return JSON.parse(out) as { resources: number; components: number; seconds: number; maxRssMB: number };
 }
 
 function parent(): void {
@@ -103,7 +118,8 @@ function parent(): void {
   rows.push("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const n of SIZES) {
     const prog = run(["--child", "program", "--variants", String(n)]);
-    const floor = run(["--child", "floor", "--count", String(prog.resources)]);
+    // The floor registers the same mix: as many bare custom resources and bare components as the program did.
+    const floor = run(["--child", "floor", "--custom", String(prog.resources - prog.components), "--components", String(prog.components)]);
     rows.push(
       `| ${n} | ${prog.resources} | ${prog.seconds.toFixed(2)} | ${prog.maxRssMB.toFixed(0)} | ${floor.seconds.toFixed(2)} | ${floor.maxRssMB.toFixed(0)} | ${(prog.seconds / floor.seconds).toFixed(2)}× |`,
     );
