@@ -190,7 +190,7 @@ export = async function main() {
         secrets: cfg.jupyterhubSecrets,
         images: cfg.variants
           .filter((v) => v.publish !== undefined && publishable(v) !== undefined)
-          .map((v) => ({ variant: v, ref: publishable(v)!, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
+          .map((v) => ({ variant: v, ref: publishable(v)!, tag: images[v.name]!.tag, pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [] })),
         users: cfg.users
           .map((u) => ({ user: u, ref: baseOf(u).gpu ? validation?.validatedRefs[u.id] : gatedRefs[u.id] }))
           .filter((u): u is { user: UserConfig; ref: pulumi.Output<string> } => u.ref !== undefined),

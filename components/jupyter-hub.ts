@@ -13,6 +13,8 @@ export interface HubImage {
   ref: pulumi.Input<string>;
   /** Pools the image was validated on (GPU images); never offered elsewhere. */
   pools: GpuPool[];
+  /** The registry tag that holds `ref`'s digest: the chart's pre-puller names images as name:tag. */
+  tag: pulumi.Input<string>;
 }
 
 export interface HubUserImage {
@@ -68,6 +70,7 @@ export class JupyterHub extends pulumi.ComponentResource {
     const published = args.images.filter((i) => i.variant.publish !== undefined);
     const homeMount = homeMountOf(mergeHubValues(loadChartDefaults(), hub.values, {}));
     const refs = pulumi.all(published.map((i) => i.ref));
+    const tags = pulumi.all(published.map((i) => i.tag));
     const userRefs = pulumi.all(args.users.map((u) => u.ref));
 
     const rendered = pulumi.all([refs, userRefs]).apply(([imageRefs, personalRefs]) => {
@@ -115,11 +118,26 @@ export class JupyterHub extends pulumi.ComponentResource {
     });
 
     // Generated values win over the stack's own; only overrides go to Helm (chart defaults stay the chart's).
-    // The chart's pre-puller is off: it would pull GPU images onto CPU nodes (see lib/pre-puller.ts).
-    const generated = rendered.apply(
-      (r): HubValues => ({
+    // Pre-pulling (issue #6): the chart's continuous puller pulls the CPU images onto user nodes, named
+    // `<repository>:<tag>@sha256:<digest>` (its template renders name:tag, so the digest rides in the tag); GPU images
+    // go to their validated pools only, through the DaemonSets below, since the chart's puller runs on every user
+    // node. The hook puller stays off: it would hold every `helm upgrade` until multi-GB images are pulled.
+    const cpuPulls = published.map((img, i) => ({ img, i })).filter(({ img }) => !img.variant.gpu);
+    const generated = pulumi.all([rendered, refs, tags]).apply(
+      ([r, allRefs, allTags]): HubValues => ({
         hub: { extraConfig: { "50-workbench-profiles": renderProfileFilterConfig(r.profiles, r.owners) } },
-        prePuller: { hook: { enabled: false }, continuous: { enabled: false } },
+        prePuller: {
+          hook: { enabled: false },
+          continuous: { enabled: hub.prePuller && cpuPulls.length > 0 },
+          extraImages: hub.prePuller
+            ? Object.fromEntries(
+                cpuPulls.map(({ img, i }) => {
+                  const [name, digest] = allRefs[i]!.split("@");
+                  return [img.variant.name, { name: name!, tag: `${allTags[i]!}@${digest!}` }];
+                }),
+              )
+            : {},
+        },
       }),
     );
     const secretValues = pulumi.all(args.secrets).apply((s) => {
@@ -175,19 +193,18 @@ export class JupyterHub extends pulumi.ComponentResource {
     );
 
     if (hub.prePuller) {
-      // One DaemonSet per node group: which groups exist is plain data (pools of published GPU images, CPU).
-      const groups = new Map<string, { pool?: GpuPool; indexes: number[] }>();
+      // One DaemonSet per GPU pool: which pools exist is plain data (the validated pools of published GPU images).
+      const groups = new Map<string, { pool: GpuPool; indexes: number[] }>();
       published.forEach((img, i) => {
-        if (!img.variant.gpu) groups.set("cpu", { indexes: [...(groups.get("cpu")?.indexes ?? []), i] });
-        else for (const pool of img.pools) groups.set(pool.name, { pool, indexes: [...(groups.get(pool.name)?.indexes ?? []), i] });
+        if (img.variant.gpu) for (const pool of img.pools) groups.set(pool.name, { pool, indexes: [...(groups.get(pool.name)?.indexes ?? []), i] });
       });
       for (const [group, { pool, indexes }] of [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
         const spec = refs.apply((all) => {
           const g: PullGroup = {
             name: group,
             images: indexes.map((i) => all[i]!),
-            nodeSelector: pool?.nodeSelector ?? { "hub.jupyter.org/node-purpose": "user" },
-            tolerations: pool?.tolerations ?? [{ key: "hub.jupyter.org/dedicated", operator: "Equal", value: "user", effect: "NoSchedule" }],
+            nodeSelector: pool.nodeSelector,
+            tolerations: pool.tolerations,
           };
           return prePullDaemonSet(hub.namespace, g);
         });

@@ -2,9 +2,9 @@ import { k8sName } from "./naming";
 
 /**
  * Pre-pulling profile images onto the nodes that will run them, so a user's first spawn does not wait minutes for a
- * multi-GB pull. zero-to-jupyterhub's own puller pulls onto every user node and reads images only from
- * singleuser.profileList (which our per-user filter replaces), so GPU images would land on CPU nodes. We run one
- * DaemonSet per node group instead: GPU images on their validated pools only (issue #6), CPU images on CPU user nodes.
+ * multi-GB pull. zero-to-jupyterhub's continuous puller pulls CPU images (prePuller.extraImages) onto every user
+ * node; GPU images would land on CPU nodes that way, so each GPU pool gets its own DaemonSet pulling only the images
+ * validated on it (issue #6).
  * Each image is an init container that exits at once; the pause container keeps the pod (and so the image) around.
  */
 

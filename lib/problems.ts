@@ -113,12 +113,14 @@ export function zodProblems(
         if (input === undefined) {
           problems.push({ path: where(path), message: `is required but missing: set it to ${expected}.` });
         } else {
-          // A schema's own message for a wrong type says it better than the generic one.
-          const custom = !issue.message.startsWith("Invalid input");
+          // A schema's own message for a wrong type: a whole sentence ("must be …") replaces the generic one, a fix
+          // ("Write it as …") follows it.
+          const custom = issue.message.startsWith("Invalid input") ? undefined : issue.message;
           const quoted = typeof input === "string" && (issue.expected === "number" || issue.expected === "int" || issue.expected === "boolean");
+          const generic = `must be ${expected}.${quoted ? " Write it without quotes." : ""}`;
           problems.push({
             path: where(path),
-            message: custom ? issue.message : `must be ${expected}.${quoted ? " Write it without quotes." : ""}`,
+            message: custom === undefined ? generic : custom.startsWith("must ") ? custom : `${generic} ${custom}`,
             received: received(input),
           });
         }

@@ -121,3 +121,24 @@ describe("every stack passes the policy pack", () => {
     }
   });
 });
+
+describe("pre-pulling (issue #6)", () => {
+  it("pulls CPU images with the chart's puller and GPU images only on the pools they were validated on", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const values = byName(plan, "jupyterhub-release").inputs["values"] as { prePuller: { hook: unknown; continuous: unknown; extraImages: Record<string, { name: string; tag: string }> } };
+    expect(values.prePuller.hook).toEqual({ enabled: false });
+    expect(values.prePuller.continuous).toEqual({ enabled: true });
+    expect(Object.keys(values.prePuller.extraImages).sort()).toEqual(["jupyter-agent-dev", "jupyter-ml-cpu", "ml-stack-jupyter"]);
+    for (const [name, image] of Object.entries(values.prePuller.extraImages)) {
+      expect(image.name).toBe(`111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/${name}`);
+      expect(image.tag).toMatch(/^build-[0-9a-f]{20}@sha256:[0-9a-f]{64}$/);
+    }
+    const daemonSets = byType(plan, "kubernetes:apps/v1:DaemonSet");
+    expect(daemonSets.map((d) => d.name)).toEqual(["jupyterhub-prepull-h100", "jupyterhub-prepull-l40s"]);
+    for (const ds of daemonSets) {
+      const spec = (ds.inputs["spec"] as { template: { spec: { nodeSelector: Record<string, string>; initContainers: Array<{ image: string }> } } }).template.spec;
+      expect(spec.initContainers.map((c) => c.image.split("/").pop()!.split("@")[0]).sort()).toEqual(["jupyter-fine-tuning", "jupyter-ml-gpu", "universal"]);
+      expect(spec.nodeSelector).toEqual({ "node.kubernetes.io/instance-type": ds.name.endsWith("h100") ? "p5.48xlarge" : "g6e.xlarge" });
+    }
+  });
+});
