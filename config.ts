@@ -3,6 +3,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { type Catalog, type CatalogVariant, loadCatalog, PLATFORMS } from "./lib/catalog";
+import { type ChartImages, chartImageProblems, loadChartImages } from "./lib/chart-images";
 import { checkPoolCompatibility, GPU_DATASHEETS } from "./lib/cuda";
 import { loadChartDefaults, mergeHubValues, validateHubValues } from "./lib/hub-values";
 import { validateIgnoreFile } from "./lib/trivy";
@@ -302,6 +303,10 @@ export interface StackConfig {
   source: { url: string; revision?: string };
   /** The per-user layer's build context, `per-user/` beside the catalog (seed 002). */
   perUserContext: string;
+  /** The Helm charts' own images, pinned by digest where a digest is known. */
+  chartImages: ChartImages;
+  /** What is not wrong enough to stop the stack but must be seen (printed by the program as warnings). */
+  warnings: Problem[];
 }
 
 /** Raw input: config values by key without the namespace, as Pulumi stores them (structured values as JSON text). */
@@ -496,6 +501,26 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     }
   }
 
+  // The charts' own images (issue standard: every image reaching Kubernetes pinned by digest). A malformed pin file
+  // is an error; an image still without a digest is listed as a warning until `npm run pin-chart-images` has run on a
+  // machine with registry access (docs/chart-images.md), since only such a machine can resolve it.
+  let chartImages: ChartImages | undefined;
+  try {
+    chartImages = loadChartImages(path.join(raw.projectRoot, "images", "chart-images.yaml"));
+  } catch (e) {
+    if (!ConfigError.is(e)) throw e;
+    problems.push(...e.problems);
+  }
+  const chartImageWarnings =
+    chartImages !== undefined && environment !== "local"
+      ? chartImageProblems(chartImages, {
+          ...(c.jupyterhub.enabled ? { jupyterhub: c.jupyterhub.chartVersion } : {}),
+          ...(c.admission.installKyverno && c.signing.mode !== "none" ? { kyverno: c.admission.kyvernoChartVersion } : {}),
+        })
+      : [];
+  // A version mismatch is an error: pins of another chart version say nothing about the one deployed.
+  problems.push(...chartImageWarnings.filter((p) => p.path.endsWith(".version")));
+
   if (problems.length > 0) throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
 
   const validationMode = c.validation.mode ?? (environment === "local" ? "cpu" : "gpu");
@@ -523,6 +548,8 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     promotion: c.promotion,
     source: c.source,
     perUserContext,
+    chartImages: chartImages!,
+    warnings: chartImageWarnings.filter((p) => !p.path.endsWith(".version")),
   };
 }
 

@@ -25,6 +25,7 @@ import type { CatalogVariant, Platform } from "./lib/catalog";
 export = async function main() {
   // 1. Configuration: every key and the catalog are parsed and cross-checked before any resource is registered.
   const cfg = loadStackConfig(__dirname);
+  for (const w of cfg.warnings) pulumi.log.warn(`${w.path}: ${w.message}`);
 
   // 2. Explicit providers: nothing reads ambient AWS or Kubernetes settings.
   const providers = createProviders(cfg);
@@ -154,6 +155,7 @@ export = async function main() {
       namespaces: [cfg.validation.namespace, ...(cfg.jupyterhub.enabled ? [cfg.jupyterhub.namespace] : [])],
       publicKeyPem: signingKey.publicKeyPem,
       tlogUpload: cfg.signing.mode === "cosign-kms" ? cfg.signing.tlogUpload : false,
+      chartImages: cfg.chartImages,
     }, { provider: providers.kubernetes });
     for (const name of Object.keys(gatedRefs)) {
       gatedRefs[name] = pulumi.all([gatedRefs[name]!, admission.policyName]).apply(([ref]) => ref);
@@ -196,6 +198,7 @@ export = async function main() {
           .filter((u): u is { user: UserConfig; ref: pulumi.Output<string> } => u.ref !== undefined),
         shmSize: cfg.validation.shmSize,
         protect: cfg.environment === "prod",
+        chartImages: cfg.chartImages,
       }, { provider: providers.kubernetes })
     : undefined;
 

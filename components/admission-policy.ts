@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { AdmissionConfig } from "../config";
+import { type ChartImages, chartImageValues } from "../lib/chart-images";
 import { clusterPolicy, clusterPolicyMetadata, KYVERNO_CHART, KYVERNO_CHART_REPOSITORY, kyvernoChartValues, kyvernoFieldStyle } from "../lib/kyverno";
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -29,6 +30,8 @@ export interface AdmissionPolicyArgs {
   policyName?: string;
   /** @default 30 */
   webhookTimeoutSeconds?: number;
+  /** Kyverno's own images pinned by digest (images/chart-images.yaml); unpinned ones keep the chart's tags. */
+  chartImages: ChartImages;
 }
 
 /**
@@ -58,6 +61,7 @@ export class AdmissionPolicy extends pulumi.ComponentResource {
 
     if (a.installKyverno) {
       const roleArn = args.kyvernoServiceAccountRoleArn;
+      const imageValues = chartImageValues("kyverno", args.chartImages);
       this.release = new k8s.helm.v3.Release(
         `${name}-kyverno`,
         {
@@ -72,8 +76,8 @@ export class AdmissionPolicy extends pulumi.ComponentResource {
           timeout: 600,
           values:
             roleArn === undefined
-              ? kyvernoChartValues({})
-              : pulumi.output(roleArn).apply((arn) => kyvernoChartValues({ serviceAccountRoleArn: arn })),
+              ? kyvernoChartValues({ imageValues })
+              : pulumi.output(roleArn).apply((arn) => kyvernoChartValues({ serviceAccountRoleArn: arn, imageValues })),
         },
         { parent: this },
       );

@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool, JupyterHubConfig, UserConfig } from "../config";
 import type { CatalogVariant } from "../lib/catalog";
+import { type ChartImages, chartImageValues } from "../lib/chart-images";
 import { homeMountOf, loadChartDefaults, mergeHubValues, type HubValues } from "../lib/hub-values";
 import { validateProfileList } from "../lib/kubespawner";
 import { prePullDaemonSet, type PullGroup } from "../lib/pre-puller";
@@ -32,6 +33,8 @@ export interface JupyterHubArgs {
   shmSize: string;
   /** @default false: protect the namespace and release (prod) */
   protect?: boolean;
+  /** The chart's own images pinned by digest (images/chart-images.yaml); unpinned ones keep the chart's tags. */
+  chartImages: ChartImages;
 }
 
 /** One entry of the discovery catalog (seed 003's registration with a control API). */
@@ -145,9 +148,11 @@ export class JupyterHub extends pulumi.ComponentResource {
       for (const [dotted, value] of Object.entries(s)) setPath(out, dotted.split("."), value);
       return out;
     });
+    // The chart's image pins go lowest: a stack that sets its own image at a pinned path keeps it.
+    const chartPins = chartImageValues("jupyterhub", args.chartImages, hub.values);
     const values = pulumi
       .all([generated, Object.keys(args.secrets).length > 0 ? secretValues : pulumi.output({} as HubValues)])
-      .apply(([gen, sec]) => mergeHubValues({}, mergeHubValues({}, hub.values, sec), gen));
+      .apply(([gen, sec]) => mergeHubValues(chartPins, mergeHubValues({}, hub.values, sec), gen));
 
     const release = new k8s.helm.v3.Release(
       `${name}-release`,

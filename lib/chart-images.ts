@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument, Scalar, type Document } from "yaml";
 import { z } from "zod";
-import { type DigestResolver } from "./pin-bases";
+import type { DigestResolver } from "./pin-bases";
 import { parseImageRef } from "./image-ref";
 import { ConfigError, type Problem, renderReceived, zodProblems } from "./problems";
 import { strictObject } from "./zod-util";
@@ -87,8 +87,11 @@ export function parseChartImages(text: string, displayPath: string): ChartImages
       })),
     );
   }
+  // The line of the key, where a reader looks for it (the value of `kyvern:` starts on the next line).
   const lineOf = (p: readonly unknown[]): string => {
-    const node = doc.getIn(p as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const parent = p.length === 0 ? undefined : doc.getIn(p.slice(0, -1) as unknown[], true);
+    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && item.key.value === p[p.length - 1]) : undefined;
+    const node = (isScalar(pair?.key) ? pair.key : doc.getIn(p as unknown[], true)) as { range?: [number, number, number] } | undefined;
     const offset = node?.range?.[0];
     return offset === undefined ? "" : ` (line ${lineCounter.linePos(offset).line})`;
   };
@@ -258,7 +261,8 @@ export function chartImageProblems(images: ChartImages, deployed: Partial<Record
         path: `${images.file}: ${chartImageKeyPath(chart, image.path)}`,
         message:
           `has no digest, so the ${chart} chart would run ${image.ref} by tag on this stack. ` +
-          `Append @sha256:<digest>: run \`skopeo inspect --raw docker://${image.ref} | sha256sum\` (docs/chart-images.md).`,
+          `Pin it: run \`npm run pin-chart-images\` where the registry is reachable, or append the digest that ` +
+          `\`skopeo inspect --raw docker://${image.ref} | sha256sum\` prints, as @sha256:<64 hex>.`,
         received: renderReceived(image.ref),
       });
     }

@@ -1,3 +1,4 @@
+import { mergeHubValues } from "./hub-values";
 /**
  * The admission policy as data (issue #4): Kyverno's ClusterPolicy that admits an image of ours only when it is
  * signed by the stack's key, and the Kyverno chart's values. Pure, so tests validate the exact objects against
@@ -179,9 +180,11 @@ export function clusterPolicyMetadata(name: string): ClusterPolicyDocument["meta
  * helper (chart value features.registryClient.credentialHelpers includes "amazon"), which needs AWS credentials in
  * the admission controller: IRSA on its service account.
  */
-export function kyvernoChartValues(options: { serviceAccountRoleArn?: string }): Record<string, unknown> {
-  if (options.serviceAccountRoleArn === undefined) return {};
-  return {
-    admissionController: { rbac: { serviceAccount: { annotations: { [IRSA_ANNOTATION]: options.serviceAccountRoleArn } } } },
-  };
+export function kyvernoChartValues(options: { serviceAccountRoleArn?: string; imageValues?: Record<string, unknown> }): Record<string, unknown> {
+  const irsa =
+    options.serviceAccountRoleArn === undefined
+      ? {}
+      : { admissionController: { rbac: { serviceAccount: { annotations: { [IRSA_ANNOTATION]: options.serviceAccountRoleArn } } } } };
+  // Helm's merge (mappings merge, the rest replaces) serves any chart's values.
+  return mergeHubValues({}, options.imageValues ?? {}, irsa);
 }

@@ -1,3 +1,4 @@
+import { loadChartImages } from "../lib/chart-images";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClusterPolicy } from "@kubernetes-models/kyverno/kyverno.io/v1/ClusterPolicy";
@@ -199,6 +200,7 @@ async function planSupplyChain(options: { protect: boolean; ref?: pulumi.Input<s
           publicKeyPem: key.publicKeyPem,
           tlogUpload: false,
           kyvernoServiceAccountRoleArn: `arn:aws:iam::${ACCOUNT}:role/kyverno-ecr-read`,
+          chartImages: loadChartImages(),
         },
         { providers: [cluster] },
       );
