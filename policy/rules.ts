@@ -297,6 +297,15 @@ function walkHelmImages(node: unknown, path: Path, messages: string[]): void {
         continue;
       }
     }
+    // zero-to-jupyterhub's prePuller.extraImages: a mapping of arbitrary names to {name, tag} image objects.
+    if (key === "extraImages" && isRecord(value)) {
+      for (const [entry, image] of Object.entries(value)) {
+        if (isRecord(image) && !imageObjectPinned(image)) {
+          messages.push(`${formatPath([...here, entry])} is ${show(image)}: not pinned by digest; ${HELM_PIN_FIX_OBJECT}`);
+        }
+      }
+      continue;
+    }
     walkHelmImages(value, here, messages);
   }
 }

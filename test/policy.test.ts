@@ -384,6 +384,14 @@ describe(POLICY_NAMES.helmImagesPinned, () => {
     ]);
   });
 
+  it("checks the chart pre-puller's extraImages, whose entries are image objects under arbitrary names", () => {
+    const pinned = { name: "registry.example/wb/app", tag: `build-1@sha256:${"a".repeat(64)}` };
+    const values = { prePuller: { extraImages: { app: pinned, tools: { name: "registry.example/wb/tools", tag: "1.0" } } } };
+    expect(checkHelmValuesImagesPinned(RELEASE, { values })).toEqual([
+      `values.prePuller.extraImages.tools is {"name":"registry.example/wb/tools","tag":"1.0"}: ${OBJECT_PIN_FIX}`,
+    ]);
+  });
+
   it("skips images unknown at preview, missing values and non-Helm types", () => {
     const values = { singleuser: { image: { name: "repo", tag: UNKNOWN }, profileList: [{ kubespawner_override: { image: UNKNOWN } }] } };
     expect(checkHelmValuesImagesPinned(RELEASE, { values })).toEqual([]);
