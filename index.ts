@@ -2,20 +2,20 @@ import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ImageVariant, type RegistryCredentials } from "./components/image-variant";
+import { ImageVariant, type RegistryCredentials } from "./components/build/image-variant";
 import * as docker from "@pulumi/docker";
-import { AdmissionPolicy } from "./components/admission-policy";
-import { GpuValidationSuite } from "./components/gpu-validation-suite";
-import { LocalRegistry } from "./components/local-registry";
-import { PromotedImage } from "./components/promoted-image";
-import { ScanGate } from "./components/scan-gate";
-import { SigningKey } from "./components/signing-key";
-import { SigningPolicy } from "./components/signing-policy";
-import { ReleaseTag } from "./components/release-tag";
-import { ecrRegistryHost, imageReferencePatterns } from "./lib/kyverno";
-import { JupyterHub } from "./components/jupyter-hub";
-import { loadStackConfig, type StackConfig, type UserConfig } from "./config";
-import type { CatalogVariant, Platform } from "./lib/catalog";
+import { AdmissionPolicy } from "./components/supply-chain/admission-policy";
+import { GpuValidationSuite } from "./components/validation/gpu-validation-suite";
+import { LocalRegistry } from "./components/registry/local-registry";
+import { PromotedImage } from "./components/promotion/promoted-image";
+import { ScanGate } from "./components/supply-chain/scan-gate";
+import { SigningKey } from "./components/supply-chain/signing-key";
+import { SigningPolicy } from "./components/supply-chain/signing-policy";
+import { ReleaseTag } from "./components/promotion/release-tag";
+import { ecrRegistryHost, imageReferencePatterns } from "./components/supply-chain/kyverno";
+import { JupyterHub } from "./components/hub/jupyter-hub";
+import { loadStackConfig, type StackConfig, type UserConfig } from "./config/stack";
+import type { CatalogVariant, Platform } from "./config/catalog";
 
 /**
  * The whole graph, in the order it runs: configuration → image variants (repository, build, push) → per-user

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument, Scalar, type Document } from "yaml";
 import { z } from "zod";
-import type { DigestResolver } from "./pin-bases";
+import type { DigestResolver } from "../scripts/lib/pin-bases";
 import { parseImageRef } from "./image-ref";
 import { ConfigError, type Problem, renderReceived, zodProblems } from "./problems";
 import { strictObject } from "./zod-util";
@@ -17,7 +17,8 @@ export const CHART_NAMES = ["jupyterhub", "kyverno"] as const;
 export type ChartName = (typeof CHART_NAMES)[number];
 
 /** Resolved from this module, not the working directory: the program runs from wherever Pulumi starts it. */
-export const PROJECT_ROOT = path.join(__dirname, "..");
+export { PROJECT_ROOT } from "./paths";
+import { PROJECT_ROOT } from "./paths";
 export const CHART_IMAGES_FILE = path.join(PROJECT_ROOT, "images", "chart-images.yaml");
 
 /** One image block of a chart: its value path and the reference the chart should render from it. */

@@ -5,8 +5,8 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
-import { runPlan } from "../lib/plan-runtime";
-import { readStackConfig } from "../lib/stack-files";
+import { runPlan } from "./lib/plan-runtime";
+import { readStackConfig } from "./lib/stack-files";
 
 /**
  * npm run bench: plan time and peak RSS for synthetic catalogs of 10, 100 and 500 variants, next to the SDK's floor

@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { runPinBases, skopeoResolver } from "../lib/pin-bases";
+import { runPinBases, skopeoResolver } from "./lib/pin-bases";
 
 /**
  * npm run pin-bases -- [--catalog <file>] [--refresh] [--dry-run] [--no-tls-verify]

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { pinChartImagesFile } from "../lib/chart-images";
-import { skopeoResolver } from "../lib/pin-bases";
+import { skopeoResolver } from "./lib/pin-bases";
 
 /**
  * npm run pin-chart-images -- [--refresh] [--dry-run]: on a machine with registry access, pins every image the Helm

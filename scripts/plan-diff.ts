@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
-import { diffPlans, diffToMarkdown } from "../lib/plan-format";
-import type { Plan } from "../lib/plan-runtime";
+import { diffPlans, diffToMarkdown } from "./lib/plan-format";
+import type { Plan } from "./lib/plan-runtime";
 
 /** npm run plan:diff -- <base.json> <head.json>: markdown for a pull-request comment on stdout. */
 const USAGE = "usage: npm run plan:diff -- <base.json> <head.json>";

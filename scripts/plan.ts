@@ -1,10 +1,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { planToJson, planToMarkdown, planToMermaid } from "../lib/plan-format";
-import { runPlan } from "../lib/plan-runtime";
+import { planToJson, planToMarkdown, planToMermaid } from "./lib/plan-format";
+import { runPlan } from "./lib/plan-runtime";
 import { ConfigError } from "../lib/problems";
-import { readStackConfig } from "../lib/stack-files";
+import { readStackConfig } from "./lib/stack-files";
 
 /**
  * npm run plan -- --stack <name> [--config <file>] [--format json|markdown|mermaid] [--out <file>]

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { parseStackConfig } from "../config";
+import { parseStackConfig } from "../config/stack";
 import { ConfigError, formatProblems, type Problem } from "../lib/problems";
 import {
   applyPromotions,
@@ -12,8 +12,8 @@ import {
   promotionChanges,
   selectPromotions,
   stackFileStyle,
-} from "../lib/promotion";
-import { readStackConfig } from "../lib/stack-files";
+} from "../components/promotion/copy";
+import { readStackConfig } from "./lib/stack-files";
 
 /**
  * npm run promote -- --from dev --to prod [--variants a,b] [--from-file outputs.json] [--stack-file file] [--dry-run]

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CopyImageOptions, copyImageCommand, copyImageScript, promotedTag } from "../lib/promotion";
+import { type CopyImageOptions, copyImageCommand, copyImageScript, promotedTag } from "../components/promotion/copy";
 import {
   docker,
   type EngineInfo,

@@ -1,0 +1,70 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { RegistryConfig } from "../../config/stack";
+import { crossAccountPullPolicy, ecrLifecyclePolicy, MUTABLE_TAG_FILTERS } from "./ecr";
+
+export interface RegistryRepositoryArgs {
+  /** Full repository name, e.g. `workbench/universal` or `workbench-1722830498/thesis`. */
+  repositoryName: string;
+  registry: RegistryConfig;
+  /**
+   * Protect the repository and keep it in AWS when it leaves the program (prod).
+   * @default false: the repository is deleted with the stack (only if empty, unless registry.forceDelete)
+   */
+  protect?: boolean;
+}
+
+/**
+ * Where one image variant lives. ECR: an immutable, scanned, KMS-encrypted repository with a lifecycle policy.
+ * Local: a path on the local registry (a registry creates repositories on first push), so no cloud resource.
+ */
+export class RegistryRepository extends pulumi.ComponentResource {
+  /** `registry-host[:port]/repository`, without tag or digest. */
+  readonly repositoryUrl: pulumi.Output<string>;
+  /** `registry-host[:port]`, for credentials and copy commands. */
+  readonly registryHost: pulumi.Output<string>;
+  readonly repositoryName: string;
+
+  constructor(name: string, args: RegistryRepositoryArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("workbench:registry:RegistryRepository", name, {}, opts);
+    this.repositoryName = args.repositoryName;
+    const registry = args.registry;
+    if (registry.kind === "ecr") {
+      const protect = args.protect ?? false;
+      const repo = new aws.ecr.Repository(
+        `${name}-ecr`,
+        {
+          name: args.repositoryName,
+          imageTagMutability: "IMMUTABLE_WITH_EXCLUSION",
+          imageTagMutabilityExclusionFilters: MUTABLE_TAG_FILTERS.map((f) => ({ ...f })),
+          imageScanningConfiguration: { scanOnPush: true },
+          encryptionConfigurations: [
+            registry.kmsKeyArn !== undefined ? { encryptionType: "KMS", kmsKey: registry.kmsKeyArn } : { encryptionType: "KMS" },
+          ],
+          forceDelete: registry.forceDelete,
+          tags: { "workbench-images/repository": args.repositoryName },
+        },
+        { parent: this, protect, retainOnDelete: protect },
+      );
+      new aws.ecr.LifecyclePolicy(
+        `${name}-lifecycle`,
+        { repository: repo.name, policy: ecrLifecyclePolicy(registry.lifecycle) },
+        { parent: this },
+      );
+      if (registry.pullAccountIds.length > 0) {
+        new aws.ecr.RepositoryPolicy(
+          `${name}-pull-policy`,
+          { repository: repo.name, policy: crossAccountPullPolicy(registry.pullAccountIds) },
+          { parent: this },
+        );
+      }
+      this.repositoryUrl = repo.repositoryUrl;
+      this.registryHost = repo.repositoryUrl.apply((url) => url.split("/")[0] ?? url);
+    } else {
+      const host = `${registry.host}:${registry.port}`;
+      this.repositoryUrl = pulumi.output(`${host}/${args.repositoryName}`);
+      this.registryHost = pulumi.output(host);
+    }
+    this.registerOutputs({ repositoryUrl: this.repositoryUrl, registryHost: this.registryHost });
+  }
+}

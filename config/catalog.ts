@@ -1,0 +1,212 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { summarizeDockerfile } from "./dockerfile";
+import { parseImageRef } from "../lib/image-ref";
+import { isValidRepositoryName, variantRepositoryName } from "../lib/naming";
+import { formatPath, type Problem, renderReceived, zodProblems } from "../lib/problems";
+import { parseByteString } from "../components/hub/kubespawner";
+import { strictObject } from "../lib/zod-util";
+
+/**
+ * The image catalog (images/catalog.yaml): every image variant as data. Adding a variant is a catalog entry plus
+ * its files, never TypeScript (issue #2). This module parses and validates it; nothing here touches Pulumi.
+ */
+
+export const PLATFORMS = ["linux/amd64", "linux/arm64"] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+const variantName = z
+  .string()
+  .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, {
+    error:
+      "must be a valid ECR repository name component: lowercase letters and digits, separated by single '.', '_' or '-'.",
+  });
+
+const imageRefString = z.string().refine((s) => parseImageRef(s) !== undefined, {
+  error: 'must be an image reference like "registry/repository:tag@sha256:<64 hex>".',
+});
+
+const buildArgName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "must be a build-arg name (letters, digits, _)." });
+
+const resources = strictObject({
+  cpu: strictObject({ guarantee: z.number().positive(), limit: z.number().positive() }),
+  memory: strictObject({
+    guarantee: z.string().refine((s) => parseByteString(s) !== undefined, { error: 'must be a byte string like "8G".' }),
+    limit: z.string().refine((s) => parseByteString(s) !== undefined, { error: 'must be a byte string like "32G".' }),
+  }),
+});
+
+const publish = strictObject({
+  displayName: z.string().min(1),
+  description: z.string().min(1),
+  order: z.number().int().default(100),
+  default: z.boolean().default(false),
+  resources,
+});
+
+const variantSchema = strictObject({
+  name: variantName,
+  family: z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, { error: "must be lowercase words joined by '-'." }),
+  context: z.string().min(1),
+  dockerfile: z.string().min(1).default("Dockerfile"),
+  target: z.string().min(1).optional(),
+  platforms: z.array(z.enum(PLATFORMS)).min(1).default(["linux/amd64"]),
+  buildArgs: z.record(buildArgName, z.string()).default({}),
+  base: strictObject({ arg: buildArgName.default("BASE_IMAGE"), ref: imageRefString }),
+  extraBases: z.record(buildArgName, imageRefString).default({}),
+  cuda: z
+    .string()
+    .regex(/^\d+\.\d+$/, { error: 'must be a CUDA "major.minor" version in quotes, e.g. "12.8".' })
+    .optional(),
+  gpu: z.boolean().default(false),
+  ships: strictObject({ flashAttn: z.boolean().default(false) }).default({ flashAttn: false }),
+  smoke: strictObject({
+    command: z.array(z.string().min(1)).min(1),
+    imports: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).default([]),
+  }),
+  sizeBudgetMB: z.number().int().positive(),
+  publish: publish.optional(),
+});
+
+const catalogSchema = strictObject({ variants: z.array(variantSchema).min(1) });
+
+export type CatalogVariantInput = z.infer<typeof variantSchema>;
+
+/** A validated catalog variant with absolute paths resolved. */
+export interface CatalogVariant extends CatalogVariantInput {
+  contextDir: string;
+  dockerfilePath: string;
+}
+
+export interface Catalog {
+  /** Absolute path of the catalog file. */
+  file: string;
+  variants: CatalogVariant[];
+}
+
+export interface CatalogOptions {
+  /** Repository prefix, so full repository names can be checked against ECR's rules. */
+  repositoryPrefix: string;
+  /** Require every base to be pinned by digest (dev and prod). */
+  requireDigests: boolean;
+  /** How the file is named in messages (relative to the project root). */
+  displayPath: string;
+}
+
+/** Parses and validates a catalog file. Returns every problem found; never throws on user input. */
+export function loadCatalog(file: string, options: CatalogOptions): { catalog?: Catalog; problems: Problem[] } {
+  const shown = options.displayPath;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return {
+      problems: [
+        {
+          path: "workbench-images:catalogPath",
+          message: `the catalog file ${shown} does not exist. Create it or point catalogPath at it.`,
+          received: renderReceived(shown),
+        },
+      ],
+    };
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    return {
+      problems: doc.errors.map((e) => ({
+        path: `${shown}${e.linePos ? ` (line ${e.linePos[0].line})` : ""}`,
+        message: `is not valid YAML: ${(e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}. Fix the syntax at that line.`,
+      })),
+    };
+  }
+  const locate = (p: readonly PropertyKey[]): string => {
+    const node = doc.getIn(p as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const offset = node?.range?.[0];
+    return offset === undefined ? "" : ` (line ${lineCounter.linePos(offset).line})`;
+  };
+  const raw: unknown = doc.toJS();
+  const parsed = catalogSchema.safeParse(raw ?? {}, { reportInput: true });
+  if (!parsed.success) return { problems: zodProblems(parsed.error, `${shown}: `, { locate }) };
+
+  const problems: Problem[] = [];
+  const at = (p: PropertyKey[], message: string, received?: unknown) =>
+    problems.push({
+      path: `${shown}: ${formatPath(p)}${locate(p)}`,
+      message,
+      ...(received !== undefined ? { received: renderReceived(received) } : {}),
+    });
+  const catalogDir = path.dirname(file);
+  const seen = new Map<string, number>();
+  const dockerfiles = new Map<string, ReturnType<typeof summarizeDockerfile> | null>();
+  let defaults = 0;
+  const variants: CatalogVariant[] = parsed.data.variants.map((v, i) => {
+    const first = seen.get(v.name);
+    if (first !== undefined) {
+      at(["variants", i, "name"], `duplicates variants[${first}].name. Variant names must be unique: rename one.`, v.name);
+    } else seen.set(v.name, i);
+    const repo = variantRepositoryName(options.repositoryPrefix, v.name);
+    if (!isValidRepositoryName(repo)) {
+      at(["variants", i, "name"], `gives repository "${repo}", which is not a valid ECR repository name (2-256 characters). Shorten the name.`, v.name);
+    }
+    const contextDir = path.resolve(catalogDir, v.context);
+    const dockerfilePath = path.resolve(contextDir, v.dockerfile);
+    if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) {
+      at(["variants", i, "context"], `directory ${path.relative(process.cwd(), contextDir) || "."} does not exist. Create it or fix the path (relative to the catalog file).`, v.context);
+    } else if (!fs.existsSync(dockerfilePath)) {
+      at(["variants", i, "dockerfile"], `file ${path.relative(process.cwd(), dockerfilePath)} does not exist. Add the Dockerfile or fix the path (relative to the context).`, v.dockerfile);
+    } else {
+      let summary = dockerfiles.get(dockerfilePath);
+      if (summary === undefined) {
+        summary = summarizeDockerfile(fs.readFileSync(dockerfilePath, "utf8"));
+        dockerfiles.set(dockerfilePath, summary);
+      }
+      if (summary && v.target !== undefined && !summary.stages.includes(v.target)) {
+        at(
+          ["variants", i, "target"],
+          `is not a stage of ${v.dockerfile}. Use one of: ${summary.stages.map((s) => `"${s}"`).join(", ") || "(the Dockerfile names no stages)"}.`,
+          v.target,
+        );
+      }
+      if (summary) {
+        for (const arg of [v.base.arg, ...Object.keys(v.extraBases)]) {
+          if (!summary.globalArgs.includes(arg)) {
+            at(["variants", i, arg === v.base.arg ? "base" : "extraBases"], `names build arg ${arg}, but ${v.dockerfile} declares no \`ARG ${arg}\` before its first FROM. Declare it there and use it in FROM.`, arg);
+          }
+        }
+      }
+    }
+    if (options.requireDigests) {
+      if (parseImageRef(v.base.ref)?.digest === undefined) {
+        at(["variants", i, "base", "ref"], "is not pinned by digest, which dev and prod require. Run `npm run pin-bases` on a machine with registry access, or append @sha256:<digest>.", v.base.ref);
+      }
+      for (const [arg, ref] of Object.entries(v.extraBases)) {
+        if (parseImageRef(ref)?.digest === undefined) {
+          at(["variants", i, "extraBases", arg], "is not pinned by digest, which dev and prod require. Run `npm run pin-bases` or append @sha256:<digest>.", ref);
+        }
+      }
+    }
+    if (v.gpu && v.cuda === undefined) at(["variants", i, "cuda"], 'is required for a GPU variant (gpu: true). Set the CUDA version the image ships, e.g. "12.8".');
+    if (!v.gpu && v.cuda !== undefined) at(["variants", i, "cuda"], "is set on a variant without gpu: true. Remove it, or set gpu: true.", v.cuda);
+    if (!v.gpu && v.ships.flashAttn) at(["variants", i, "ships", "flashAttn"], "needs a GPU variant. Remove it, or set gpu: true.", true);
+    if (v.publish) {
+      const r = v.publish.resources;
+      if (r.cpu.guarantee > r.cpu.limit) {
+        at(["variants", i, "publish", "resources", "cpu", "guarantee"], `is above the limit ${r.cpu.limit}. Lower the guarantee or raise the limit.`, r.cpu.guarantee);
+      }
+      const g = parseByteString(r.memory.guarantee);
+      const l = parseByteString(r.memory.limit);
+      if (g !== undefined && l !== undefined && g > l) {
+        at(["variants", i, "publish", "resources", "memory", "guarantee"], `is above the limit ${r.memory.limit}. Lower the guarantee or raise the limit.`, r.memory.guarantee);
+      }
+      if (v.publish.default) {
+        defaults += 1;
+        if (defaults > 1) at(["variants", i, "publish", "default"], "is the second default profile. Exactly one published variant may be the default: set the others to false.", true);
+      }
+    }
+    return { ...v, contextDir, dockerfilePath };
+  });
+  return problems.length > 0 ? { problems } : { catalog: { file, variants }, problems };
+}

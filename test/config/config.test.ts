@@ -1,0 +1,178 @@
+import { describe, expect, it } from "vitest";
+import { parseStackConfig } from "../../config/stack";
+import { ConfigError } from "../../lib/problems";
+import { ROOT } from "../support/harness";
+
+const CATALOG = "test/fixtures/mini/images/catalog.yaml";
+const DEV: Record<string, unknown> = {
+  catalogPath: CATALOG,
+  registry: { kind: "ecr", region: "eu-west-1", accountId: "111122223333", repositoryPrefix: "wb" },
+  cluster: { context: "arn:aws:eks:eu-west-1:111122223333:cluster/ml-dev" },
+  signing: { mode: "cosign-kms", keyAlias: "alias/wb-dev", signerRoleArns: ["arn:aws:iam::111122223333:role/deployer"] },
+  gpuPools: [{ name: "h100", product: "NVIDIA-H100-80GB-HBM3", driverVersion: "570.133.20", gpusPerNode: 8 }],
+};
+
+function parse(stack: string, values: Record<string, unknown>, secretKeys: string[] = []) {
+  const raw = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+  return parseStackConfig({ project: "workbench-images", stack, projectRoot: ROOT, values: raw, secretKeys: new Set(secretKeys) });
+}
+
+function problems(stack: string, values: Record<string, unknown>, secretKeys: string[] = []): string {
+  try {
+    parse(stack, values, secretKeys);
+  } catch (e) {
+    expect(ConfigError.is(e)).toBe(true);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("parseStackConfig", () => {
+  it("parses a valid dev stack with defaults filled in", () => {
+    const cfg = parse("dev", DEV);
+    expect(cfg.environment).toBe("dev");
+    expect(cfg.mode).toBe("build");
+    expect(cfg.registry).toEqual({
+      kind: "ecr",
+      region: "eu-west-1",
+      accountId: "111122223333",
+      repositoryPrefix: "wb",
+      lifecycle: { keepTagged: 30, untaggedExpireDays: 1 },
+      forceDelete: false,
+      pullAccountIds: [],
+    });
+    expect(cfg.validation).toEqual({
+      namespace: "workbench-validation",
+      mode: "gpu",
+      matmulFraction: 0.7,
+      bandwidthFraction: 0.8,
+      deadlineSeconds: 900,
+      backoffLimit: 1,
+      shmSize: "8Gi",
+    });
+    expect(cfg.variants.map((v) => v.name)).toEqual(["app-cpu", "app-gpu"]);
+    expect(Object.fromEntries(Object.entries(cfg.poolsByVariant).map(([k, v]) => [k, v.map((p) => p.name)]))).toEqual({ "app-gpu": ["h100"] });
+    expect(cfg.gpuPools[0]!.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
+  });
+
+  it("lists every schema problem at once with key path, value and fix; a typo gets a did-you-mean", () => {
+    expect(
+      problems("dev", {
+        ...DEV,
+        registy: {},
+        registry: { kind: "ecr", region: "eu-west-1", accountId: "1111", repositoryPrefix: "wb", regoin: "x" },
+        signing: { mode: "cosign" },
+        gpuPools: [{ name: "h100", product: "NVIDIA-H100-80GB-HBM3", driverVersion: "570.133.20", gpusPerNode: "8" }],
+      }),
+    ).toBe(
+      [
+        'Invalid configuration for stack "dev" (5 problems):',
+        '  - workbench-images:registy: is not a setting of this program. Did you mean "registry"? Remove it or correct the spelling. (got {})',
+        '  - workbench-images:registry.accountId: must be the 12-digit AWS account id, in quotes. (got "1111")',
+        '  - workbench-images:registry.regoin: unknown key "regoin". Did you mean "region"? Remove it or correct the spelling. (got "x")',
+        '  - workbench-images:gpuPools[0].gpusPerNode: must be a number. Write it without quotes. (got "8")',
+        '  - workbench-images:signing.mode: needs mode: "cosign-kms" or mode: "none". (got "cosign")',
+      ].join("\n"),
+    );
+  });
+
+  it("refuses what an environment forbids: prod that builds, dev without signing or scanning, local on a remote cluster", () => {
+    expect(problems("prod", { ...DEV, mode: "build" })).toBe(
+      [
+        'Invalid configuration for stack "prod" (1 problem):',
+        '  - workbench-images:mode: is "build" on a prod stack. Prod never builds: it promotes digests that dev validated. Set mode: promote. (got "build")',
+      ].join("\n"),
+    );
+    expect(problems("dev", { ...DEV, signing: { mode: "none" }, scan: { scanner: "none" } })).toBe(
+      [
+        'Invalid configuration for stack "dev" (2 problems):',
+        '  - workbench-images:signing.mode: is "none" on the dev stack. Only the local stack may skip signing: set mode: cosign-kms with keyAlias and signerRoleArns. (got "none")',
+        '  - workbench-images:scan.scanner: is "none" on the dev stack. Only the local stack may skip the scan gate: set scanner: trivy. (got "none")',
+      ].join("\n"),
+    );
+    expect(
+      problems("local", {
+        catalogPath: CATALOG,
+        registry: { kind: "local" },
+        cluster: { context: "arn:aws:eks:eu-west-1:111122223333:cluster/ml-dev" },
+        scan: { scanner: "none" },
+      }),
+    ).toBe(
+      [
+        'Invalid configuration for stack "local" (1 problem):',
+        '  - workbench-images:cluster.context: must name a local cluster (kind-*, k3d-*, minikube, docker-desktop, rancher-desktop, orbstack, colima) on the local stack. Point it at your kind or k3d cluster, e.g. "kind-workbench". (got "arn:aws:eks:eu-west-1:111122223333:cluster/ml-dev")',
+      ].join("\n"),
+    );
+  });
+
+  it("refuses a secret stored in plain text and never echoes its value", () => {
+    const message = problems("dev", { ...DEV, kubeconfig: "apiVersion: v1\nclusters: [secret-stuff]" });
+    expect(message).toBe(
+      [
+        'Invalid configuration for stack "dev" (1 problem):',
+        "  - workbench-images:kubeconfig: holds a secret but is stored in plain text. Set it with `pulumi config set --secret workbench-images:kubeconfig …` (and remove the plain value).",
+      ].join("\n"),
+    );
+    expect(problems("dev", { ...DEV, kubeconfig: { a: 1 } }, ["kubeconfig"])).toBe(
+      ['Invalid configuration for stack "dev" (1 problem):', "  - workbench-images:kubeconfig: must be a string. (got [secret])"].join("\n"),
+    );
+  });
+
+  it("checks the CUDA driver floor of every GPU variant on every pool unless the variant excludes the pool", () => {
+    const pools = [...(DEV["gpuPools"] as object[]), { name: "a10g", product: "NVIDIA-A10G", driverVersion: "550.163.01" }];
+    const message = problems("dev", { ...DEV, gpuPools: pools });
+    expect(message.split("\n")).toHaveLength(2);
+    expect(message).toContain("workbench-images:gpuPools[1].driverVersion: ");
+    expect(message).toContain("app-gpu");
+    expect(message).toContain("a10g");
+    expect(message).toContain("12.8");
+    expect(message).toContain("570.26");
+    expect(message).toContain('(got "550.163.01")');
+    const cfg = parse("dev", { ...DEV, gpuPools: pools, variants: { "app-gpu": { excludePools: ["a10g"] } } });
+    expect(cfg.poolsByVariant["app-gpu"]!.map((p) => p.name)).toEqual(["h100"]);
+  });
+
+  it("derives user names and repositories, and refuses colliding logins, system ids and unknown bases", () => {
+    const ok = parse("dev", {
+      ...DEV,
+      users: [{ login: "h.baker@hertie-school.lan", uid: 1722830498, gid: 1722830498, project: "thesis", baseVariant: "app-cpu" }],
+    });
+    expect(ok.users).toEqual([
+      {
+        login: "h.baker@hertie-school.lan",
+        uid: 1722830498,
+        gid: 1722830498,
+        project: "thesis",
+        baseVariant: "app-cpu",
+        sudo: false,
+        username: "h-baker-at-hertie-school-lan",
+        repositoryName: "wb-1722830498/thesis",
+        id: "user-h-baker-at-hertie-school-lan-thesis",
+      },
+    ]);
+    expect(
+      problems("dev", {
+        ...DEV,
+        users: [
+          { login: "h.baker@hertie-school.lan", uid: 999, gid: 1000, project: "thesis", baseVariant: "app-cpx" },
+          { login: "H.Baker@Hertie-School.lan", uid: 2000, gid: 2000, project: "thesis", baseVariant: "app-cpu" },
+        ],
+      }),
+    ).toBe(
+      [
+        'Invalid configuration for stack "dev" (3 problems):',
+        "  - workbench-images:users[0].uid: is below 1000, the range of system accounts. Use the user's own UID (≥ 1000). (got 999)",
+        '  - workbench-images:users[0].baseVariant: names no catalog variant. Did you mean "app-cpu"? (got "app-cpx")',
+        '  - workbench-images:users[1].login: sanitizes to "h-baker-at-hertie-school-lan", the same username as users[0].login. Two users cannot share a Linux username: change one login. (got "H.Baker@Hertie-School.lan")',
+      ].join("\n"),
+    );
+  });
+
+  it("validates the stack's own JupyterHub values against the chart schema before anything is registered", () => {
+    const message = problems("dev", { ...DEV, jupyterhub: { values: { hubb: {}, singleuser: { cpu: { limit: "lots" } } } } });
+    expect(message.split("\n")[0]).toBe('Invalid configuration for stack "dev" (2 problems):');
+    expect(message).toContain("workbench-images:jupyterhub.values.");
+    expect(message).toContain("hubb");
+    expect(message).toContain("lots");
+  });
+});

@@ -1,0 +1,144 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { RULES } from "../../policy/rules";
+import { byName, byType, planConfig, planStackFile, ROOT, transitiveDependencies } from "../support/harness";
+
+const HEX = /@sha256:[0-9a-f]{64}$/;
+
+describe("dev: image → scan → sign → admission → validation → hub → release tag", () => {
+  it("scans then signs every image by digest, and only signed refs reach Kubernetes", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const images = byType(plan, "docker-build:index:Image").map((r) => r.name.replace(/-image$/, ""));
+    expect(images).toHaveLength(13);
+    for (const name of images) {
+      const scan = byName(plan, `${name}-scan-trivy`);
+      const sign = byName(plan, `${name}-sign-cosign`);
+      expect(scan.dependencies).toContain(byName(plan, `${name}-image`).urn);
+      expect(sign.dependencies).toContain(scan.urn);
+      expect(String(sign.inputs["create"])).toMatch(/ \S+@sha256:[0-9a-f]{64}$/);
+      expect((sign.inputs["environment"] as Record<string, string>)["REGISTRY_PASSWORD"]).toBe("[secret]");
+    }
+    const policy = byType(plan, "kubernetes:kyverno.io/v1:ClusterPolicy")[0]!;
+    for (const job of byType(plan, "kubernetes:batch/v1:Job")) {
+      const upstream = transitiveDependencies(plan, job.urn);
+      const variant = String((job.inputs["metadata"] as { labels: Record<string, string> }).labels["workbench-images/variant"] ?? "");
+      expect(upstream.has(policy.urn)).toBe(true);
+      expect(upstream.has(byName(plan, `${variant}-sign-cosign`).urn)).toBe(true);
+    }
+  });
+
+  it("lets prod's account pull (never push) and tags published digests release-* after the hub release", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const policies = byType(plan, "aws:ecr/repositoryPolicy:RepositoryPolicy");
+    expect(policies).toHaveLength(13);
+    expect(JSON.parse(String(policies[0]!.inputs["policy"]))).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "PullForPromotion",
+          Effect: "Allow",
+          Principal: { AWS: ["arn:aws:iam::444455556666:root"] },
+          Action: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        },
+      ],
+    });
+    const hubRelease = byName(plan, "jupyterhub-release");
+    const tags = byType(plan, "command:local:Command").filter((c) => c.name.endsWith("-release-tag"));
+    expect(tags.map((t) => t.name).sort()).toEqual(
+      ["jupyter-agent-dev", "jupyter-fine-tuning", "jupyter-ml-cpu", "jupyter-ml-gpu", "ml-stack-jupyter", "universal"].map((v) => `${v}-release-tag`).sort(),
+    );
+    for (const t of tags) {
+      expect(transitiveDependencies(plan, t.urn).has(hubRelease.urn)).toBe(true);
+      expect(String(t.inputs["create"])).toMatch(/:release-[0-9a-f]{12}/);
+      expect(t.inputs["environment"]).toEqual({ RELEASE_REGISTRY_CREDS: "[secret]" });
+    }
+  });
+});
+
+describe("prod: promotes, never builds", () => {
+  it("copies each promoted digest preserving it, re-signs with prod's key, and protects what must not be deleted", async () => {
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config as Record<string, unknown>;
+    const digest = `sha256:${"ab".repeat(32)}`;
+    stack["workbench-images:promotion"] = {
+      from: "dev",
+      images: {
+        universal: { digest, source: `111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`, validatedPools: ["h100"] },
+      },
+    };
+    const plan = await planConfig("prod", stack);
+    expect(byType(plan, "docker-build:index:Image")).toEqual([]);
+    const copy = byName(plan, "universal-copy");
+    expect(String(copy.inputs["create"])).toContain("--all --preserve-digests");
+    expect(String(copy.inputs["create"])).toContain(`docker://111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`);
+    expect(String(copy.inputs["create"])).toContain("444455556666.dkr.ecr.us-east-1.amazonaws.com/workbench/universal:promoted-abababababab");
+    expect(copy.inputs["triggers"]).toEqual([digest]);
+    const sign = byName(plan, "universal-sign-cosign");
+    expect(transitiveDependencies(plan, sign.urn).has(copy.urn)).toBe(true);
+    expect(String(sign.inputs["create"])).toContain(`444455556666.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`);
+    for (const name of ["universal-repository-ecr", "signing-key-key", "jupyterhub-namespace", "jupyterhub-release"]) {
+      expect(byName(plan, name).options?.protect).toBe(true);
+    }
+    expect(byType(plan, "kubernetes:batch/v1:Job").map((j) => j.name)).toEqual(["gpu-validation-universal-h200-job"]);
+    expect((plan.outputs["validatedImages"] as Record<string, { digest: string }>)["universal"]!.digest).toBe(digest);
+  });
+});
+
+describe("local: no cloud", () => {
+  it("runs its own registry on 127.0.0.1, validates in CPU mode and signs nothing", async () => {
+    const plan = await planStackFile("local", "Pulumi.local.yaml");
+    expect(plan.resources.filter((r) => r.type.startsWith("aws:") || r.type === "pulumi:providers:aws")).toEqual([]);
+    const container = byType(plan, "docker:index/container:Container")[0]!;
+    expect(container.inputs["ports"]).toEqual([{ external: 5001, internal: 5000, ip: "127.0.0.1", protocol: "tcp" }]);
+    expect(String(byType(plan, "docker:index/remoteImage:RemoteImage")[0]!.inputs["name"])).toMatch(HEX);
+    for (const image of byType(plan, "docker-build:index:Image")) {
+      expect(image.dependencies).toContain(container.urn);
+      expect((image.inputs["tags"] as string[])[0]).toMatch(/^127\.0\.0\.1:5001\/workbench/);
+    }
+    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    expect(jobs).toHaveLength(4);
+    for (const job of jobs) {
+      const c = (job.inputs["spec"] as { template: { spec: { containers: Array<{ command: string[]; image: string; resources?: unknown }> } } }).template.spec.containers[0]!;
+      expect(c.command.slice(0, 4)).toEqual(["python3", "/opt/workbench-checks/gpu_check.py", "--mode", "cpu"]);
+      expect(c.image).toMatch(HEX);
+      expect(JSON.stringify(c.resources ?? {})).not.toContain("nvidia.com/gpu");
+    }
+    expect(byType(plan, "command:local:Command")).toEqual([]);
+  });
+});
+
+describe("every stack passes the policy pack", () => {
+  it.each(["local", "dev", "prod"])("%s: no rule reports a violation on any planned resource", async (stack) => {
+    const plan = await planStackFile(stack, `Pulumi.${stack}.yaml`);
+    const violations = plan.resources.flatMap((r) => RULES.flatMap((rule) => rule.check(r.type, r.inputs).map((v) => `${rule.name} ${r.name}: ${v}`)));
+    expect(violations).toEqual([]);
+    // The rules do see what they check: the dev plan has ECR repositories, Jobs and Helm releases.
+    if (stack === "dev") {
+      expect(byType(plan, "aws:ecr/repository:Repository")).toHaveLength(13);
+      expect(byType(plan, "kubernetes:batch/v1:Job")).toHaveLength(10);
+      expect(byType(plan, "kubernetes:helm.sh/v3:Release")).toHaveLength(2);
+    }
+  });
+});
+
+describe("pre-pulling (issue #6)", () => {
+  it("pulls CPU images with the chart's puller and GPU images only on the pools they were validated on", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const values = byName(plan, "jupyterhub-release").inputs["values"] as { prePuller: { hook: unknown; continuous: unknown; extraImages: Record<string, { name: string; tag: string }> } };
+    expect(values.prePuller.hook).toEqual({ enabled: false });
+    expect(values.prePuller.continuous).toEqual({ enabled: true });
+    expect(Object.keys(values.prePuller.extraImages).sort()).toEqual(["jupyter-agent-dev", "jupyter-ml-cpu", "ml-stack-jupyter"]);
+    for (const [name, image] of Object.entries(values.prePuller.extraImages)) {
+      expect(image.name).toBe(`111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/${name}`);
+      expect(image.tag).toMatch(/^build-[0-9a-f]{20}@sha256:[0-9a-f]{64}$/);
+    }
+    const daemonSets = byType(plan, "kubernetes:apps/v1:DaemonSet");
+    expect(daemonSets.map((d) => d.name)).toEqual(["jupyterhub-prepull-h100", "jupyterhub-prepull-l40s"]);
+    for (const ds of daemonSets) {
+      const spec = (ds.inputs["spec"] as { template: { spec: { nodeSelector: Record<string, string>; initContainers: Array<{ image: string }> } } }).template.spec;
+      expect(spec.initContainers.map((c) => c.image.split("/").pop()!.split("@")[0]).sort()).toEqual(["jupyter-fine-tuning", "jupyter-ml-gpu", "universal"]);
+      expect(spec.nodeSelector).toEqual({ "node.kubernetes.io/instance-type": ds.name.endsWith("h100") ? "p5.48xlarge" : "g6e.xlarge" });
+    }
+  });
+});

@@ -1,0 +1,486 @@
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DigestResolver, pinCatalogText, runPinBases, skopeoResolver } from "../../scripts/lib/pin-bases";
+import { isAlive, mustSucceed, removeTree, runCommand, spawnDaemon, stopPid } from "../support/proc";
+import { getManifest, sha256Digest, waitForRegistry } from "../support/registry-api";
+import { PROJECT_ROOT } from "../../lib/paths";
+
+const REPO_ROOT = PROJECT_ROOT;
+const D1 = `sha256:${"1".repeat(64)}`;
+const D2 = `sha256:${"2".repeat(64)}`;
+const D3 = `sha256:${"3".repeat(64)}`;
+const OLD = `sha256:${"a".repeat(64)}`;
+
+/** A fake registry: a fixed tag → digest table that records every lookup. */
+function fakeResolver(table: Record<string, string>): DigestResolver & { calls: string[] } {
+  const calls: string[] = [];
+  const resolver = async (ref: string): Promise<string> => {
+    calls.push(ref);
+    const digest = table[ref];
+    if (digest === undefined) throw new Error(`manifest unknown: ${ref}`);
+    return digest;
+  };
+  return Object.assign(resolver, { calls });
+}
+
+// Comments everywhere, flow collections, a long line and quoted scalars: things yaml's own stringifier would
+// re-flow, so a byte-for-byte comparison proves the splice touched only the refs.
+const CATALOG = `# Base catalog.   Comment with odd   spacing, kept as is.
+variants:
+  # first
+  - name: a
+    platforms: [linux/amd64, linux/arm64]   # flow seq, not padded to [ a, b ]
+    base:
+      arg: BASE_IMAGE
+      ref: docker.io/library/python:3.12-slim # tag only
+    smoke:
+      command: ["python", "-c", "import torch, transformers, accelerate, peft, datasets, huggingface_hub, trl, deepspeed"]
+
+  - name: b
+    base: { arg: CUDA_IMAGE, ref: "docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${OLD}" }
+    extraBases:
+      BASE_IMAGE: 'docker.io/library/python:3.12-slim'
+      OTHER: quay.io/x/y@${OLD}  # digest only: nothing to resolve
+  - name: c
+    base:
+      ref: quay.io/jupyter/minimal-notebook:2025-07-28
+`;
+
+const TABLE = {
+  "docker.io/library/python:3.12-slim": D1,
+  "docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04": D2,
+  "quay.io/jupyter/minimal-notebook:2025-07-28": D3,
+};
+
+describe("pinCatalogText", () => {
+  it("appends digests to tag-only refs and changes nothing else, byte for byte", async () => {
+    const resolver = fakeResolver(TABLE);
+    const result = await pinCatalogText(CATALOG, resolver, { refresh: false });
+    expect(result.problems).toEqual([]);
+    expect(result.text).toBe(`# Base catalog.   Comment with odd   spacing, kept as is.
+variants:
+  # first
+  - name: a
+    platforms: [linux/amd64, linux/arm64]   # flow seq, not padded to [ a, b ]
+    base:
+      arg: BASE_IMAGE
+      ref: docker.io/library/python:3.12-slim@${D1} # tag only
+    smoke:
+      command: ["python", "-c", "import torch, transformers, accelerate, peft, datasets, huggingface_hub, trl, deepspeed"]
+
+  - name: b
+    base: { arg: CUDA_IMAGE, ref: "docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${OLD}" }
+    extraBases:
+      BASE_IMAGE: 'docker.io/library/python:3.12-slim@${D1}'
+      OTHER: quay.io/x/y@${OLD}  # digest only: nothing to resolve
+  - name: c
+    base:
+      ref: quay.io/jupyter/minimal-notebook:2025-07-28@${D3}
+`);
+    expect(result.changes).toEqual([
+      { path: "variants[0].base.ref", from: "docker.io/library/python:3.12-slim", to: `docker.io/library/python:3.12-slim@${D1}` },
+      { path: "variants[1].extraBases.BASE_IMAGE", from: "docker.io/library/python:3.12-slim", to: `docker.io/library/python:3.12-slim@${D1}` },
+      { path: "variants[2].base.ref", from: "quay.io/jupyter/minimal-notebook:2025-07-28", to: `quay.io/jupyter/minimal-notebook:2025-07-28@${D3}` },
+    ]);
+    // Without --refresh the pinned cuda ref is never looked up; python (used twice) is looked up once.
+    expect(resolver.calls).toEqual(["docker.io/library/python:3.12-slim", "quay.io/jupyter/minimal-notebook:2025-07-28"]);
+  });
+
+  it("with refresh moves a pin to the tag's current digest, keeping the double quotes", async () => {
+    const resolver = fakeResolver(TABLE);
+    const result = await pinCatalogText(CATALOG, resolver, { refresh: true });
+    expect(result.problems).toEqual([]);
+    expect(result.changes.map((c) => c.path)).toEqual([
+      "variants[0].base.ref",
+      "variants[1].base.ref",
+      "variants[1].extraBases.BASE_IMAGE",
+      "variants[2].base.ref",
+    ]);
+    expect(result.changes[1]).toEqual({
+      path: "variants[1].base.ref",
+      from: `docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${OLD}`,
+      to: `docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${D2}`,
+    });
+    expect(result.text.split("\n")[12]).toBe(`    base: { arg: CUDA_IMAGE, ref: "docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${D2}" }`);
+    // The digest-only ref has no tag to follow, even with refresh.
+    expect(result.text.split("\n")[15]).toBe(`      OTHER: quay.io/x/y@${OLD}  # digest only: nothing to resolve`);
+    expect(resolver.calls).toEqual([
+      "docker.io/library/python:3.12-slim",
+      "docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04",
+      "quay.io/jupyter/minimal-notebook:2025-07-28",
+    ]);
+  });
+
+  it("reports no change when a refreshed pin is already current, and leaves digest-only refs unresolved", async () => {
+    const text = `variants:\n  - base:\n      ref: r.io/a:1@${D1}\n    extraBases:\n      X: r.io/b@${D2}\n`;
+    const resolver = fakeResolver({ "r.io/a:1": D1 });
+    const result = await pinCatalogText(text, resolver, { refresh: true });
+    expect(result).toEqual({ text, changes: [], problems: [] });
+    expect(resolver.calls).toEqual(["r.io/a:1"]);
+    const noRefresh = fakeResolver({});
+    expect(await pinCatalogText(text, noRefresh, { refresh: false })).toEqual({ text, changes: [], problems: [] });
+    expect(noRefresh.calls).toEqual([]);
+  });
+
+  it("changes nothing when any tag fails to resolve, and names every path that uses it", async () => {
+    const resolver = fakeResolver({ "docker.io/library/python:3.12-slim": D1 });
+    const result = await pinCatalogText(CATALOG, resolver, { refresh: true });
+    expect(result.text).toBe(CATALOG);
+    expect(result.changes).toEqual([]);
+    expect(result.problems).toEqual([
+      "variants[1].base.ref (line 13): could not resolve docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04: manifest unknown: docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04. Check that the tag exists and that this machine can reach the registry (and is logged in, for a private one).",
+      "variants[2].base.ref (line 19): could not resolve quay.io/jupyter/minimal-notebook:2025-07-28: manifest unknown: quay.io/jupyter/minimal-notebook:2025-07-28. Check that the tag exists and that this machine can reach the registry (and is logged in, for a private one).",
+    ]);
+  });
+
+  it("groups every path of a failing tag into one problem", async () => {
+    const result = await pinCatalogText(CATALOG, fakeResolver({}), { refresh: false });
+    expect(result.problems[0]).toBe(
+      "variants[0].base.ref (line 8), variants[1].extraBases.BASE_IMAGE (line 15): could not resolve docker.io/library/python:3.12-slim: manifest unknown: docker.io/library/python:3.12-slim. Check that the tag exists and that this machine can reach the registry (and is logged in, for a private one).",
+    );
+    expect(result.problems).toHaveLength(2);
+  });
+
+  it("rejects a resolver answer that is not a sha256 digest", async () => {
+    const result = await pinCatalogText("variants:\n  - base: { ref: r.io/a:1 }\n", async () => "sha256:abc", { refresh: false });
+    expect(result.problems).toEqual([
+      'variants[0].base.ref (line 2): resolving r.io/a:1 gave "sha256:abc", not a sha256:<64 hex> digest. This is a resolver bug: report it.',
+    ]);
+    expect(result.changes).toEqual([]);
+  });
+
+  it("reports refs that cannot be pinned before asking any registry", async () => {
+    const text = "variants:\n  - base: { ref: python }\n    extraBases: { X: 'Not A Ref', Y: 12 }\n  - base: { ref: r.io/a:1 }\n";
+    const resolver = fakeResolver({ "r.io/a:1": D1 });
+    const result = await pinCatalogText(text, resolver, { refresh: false });
+    expect(result).toEqual({
+      text,
+      changes: [],
+      problems: [
+        'variants[0].extraBases.Y: must be a string image reference like "registry/repository:tag@sha256:<digest>".',
+        'variants[0].base.ref (line 2): has neither a tag nor a digest (received "python"), so there is nothing to pin. Add the tag you mean, e.g. ":1.2.3".',
+        'variants[0].extraBases.X (line 3): is not an image reference like "registry/repository:tag" (received "Not A Ref"). Fix the reference.',
+      ],
+    });
+    expect(resolver.calls).toEqual([]);
+  });
+
+  it("pins an anchored ref once, where the anchor is, and its aliases follow", async () => {
+    const text = "variants:\n  - base:\n      ref: &py r.io/py:3 # anchor\n  - base:\n      ref: *py\n    extraBases:\n      B: *py\n";
+    const resolver = fakeResolver({ "r.io/py:3": D1 });
+    const result = await pinCatalogText(text, resolver, { refresh: false });
+    expect(result.problems).toEqual([]);
+    expect(result.text).toBe(`variants:\n  - base:\n      ref: &py r.io/py:3@${D1} # anchor\n  - base:\n      ref: *py\n    extraBases:\n      B: *py\n`);
+    expect(result.changes).toEqual([{ path: "variants[0].base.ref", from: "r.io/py:3", to: `r.io/py:3@${D1}` }]);
+  });
+
+  it("refuses a block scalar, invalid YAML and a catalog without variants", async () => {
+    const block = await pinCatalogText("variants:\n  - base:\n      ref: >-\n        r.io/a:1\n", fakeResolver({ "r.io/a:1": D1 }), { refresh: false });
+    expect(block.problems).toEqual([
+      "variants[0].base.ref (line 3): is a block scalar (BLOCK_FOLDED); pin-bases only rewrites plain or quoted strings. Write the reference on one line.",
+    ]);
+    const broken = await pinCatalogText("variants: [\n", fakeResolver({}), { refresh: false });
+    expect(broken.problems).toHaveLength(1);
+    expect(broken.problems[0]).toMatch(/^line \d+: is not valid YAML: .+\. Fix the syntax there\.$/);
+    expect((await pinCatalogText("name: x\n", fakeResolver({}), { refresh: false })).problems).toEqual([
+      'variants: is missing or not a list. The catalog needs a top-level "variants:" list.',
+    ]);
+  });
+
+  it("re-pins the real catalog touching only the digests of its 16 base refs", async () => {
+    const text = fs.readFileSync(path.join(REPO_ROOT, "images", "catalog.yaml"), "utf8");
+    const result = await pinCatalogText(text, async () => D1, { refresh: true });
+    expect(result.problems).toEqual([]);
+    // Expected by plain text substitution on ref lines only (comments hold shortened digests, which must not move).
+    const expected = text.replace(/^(\s+(?:ref|[A-Z_]+):\s*\S+?)@sha256:[a-f0-9]{64}/gm, `$1@${D1}`);
+    expect(expected).not.toBe(text);
+    expect(result.text).toBe(expected);
+    expect(result.changes.length).toBe((text.match(/@sha256:[a-f0-9]{64}/g) ?? []).length);
+  });
+});
+
+describe("npm run pin-bases (in process, fake registry)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pin-bases-cli-"));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const run = async (argv: string[], table: Record<string, string> = TABLE) => {
+    let stdout = "";
+    let stderr = "";
+    const tls: boolean[] = [];
+    const code = await runPinBases(argv, {
+      cwd: dir,
+      defaultCatalog: "catalog.yaml",
+      stdout: (t) => (stdout += t),
+      stderr: (t) => (stderr += t),
+      makeResolver: ({ tlsVerify }) => {
+        tls.push(tlsVerify);
+        return fakeResolver(table);
+      },
+    });
+    return { code, stdout, stderr, tls };
+  };
+
+  it("writes the pinned catalog, prints each change, and then has nothing to do", async () => {
+    fs.writeFileSync(path.join(dir, "catalog.yaml"), CATALOG, { mode: 0o640 });
+    const first = await run([]);
+    expect(first).toEqual({
+      code: 0,
+      stderr: "",
+      tls: [true],
+      stdout:
+        `variants[0].base.ref: docker.io/library/python:3.12-slim → docker.io/library/python:3.12-slim@${D1}\n` +
+        `variants[1].extraBases.BASE_IMAGE: docker.io/library/python:3.12-slim → docker.io/library/python:3.12-slim@${D1}\n` +
+        `variants[2].base.ref: quay.io/jupyter/minimal-notebook:2025-07-28 → quay.io/jupyter/minimal-notebook:2025-07-28@${D3}\n` +
+        "pinned 3 base references in catalog.yaml\n",
+    });
+    const written = fs.readFileSync(path.join(dir, "catalog.yaml"), "utf8");
+    expect(written).toBe((await pinCatalogText(CATALOG, fakeResolver(TABLE), { refresh: false })).text);
+    expect(fs.statSync(path.join(dir, "catalog.yaml")).mode & 0o777).toBe(0o640);
+    expect(fs.readdirSync(dir)).toEqual(["catalog.yaml"]); // no temp file left behind
+    expect(await run(["--catalog", "catalog.yaml"])).toEqual({ code: 0, stderr: "", tls: [true], stdout: "all bases already pinned in catalog.yaml\n" });
+  });
+
+  it("--dry-run prints the changes and writes nothing; --no-tls-verify reaches the resolver", async () => {
+    fs.writeFileSync(path.join(dir, "dry.yaml"), CATALOG);
+    const r = await run(["--catalog", "dry.yaml", "--dry-run", "--refresh", "--no-tls-verify"]);
+    expect(r.code).toBe(0);
+    expect(r.tls).toEqual([false]);
+    expect(r.stdout.split("\n").slice(-2)).toEqual(["dry run: dry.yaml not written (4 base references would change)", ""]);
+    expect(r.stdout).toContain(`variants[1].base.ref: docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${OLD} → docker.io/nvidia/cuda:12.8.1-base-ubuntu24.04@${D2}\n`);
+    expect(fs.readFileSync(path.join(dir, "dry.yaml"), "utf8")).toBe(CATALOG);
+  });
+
+  it("exits 2 with every problem in one message and leaves the file alone", async () => {
+    fs.writeFileSync(path.join(dir, "bad.yaml"), CATALOG);
+    const r = await run(["--catalog", "bad.yaml"], {});
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.split("\n").slice(0, 1)).toEqual(["pin-bases: bad.yaml was not changed; fix these and run it again:"]);
+    expect(r.stderr.match(/^ {2}- /gm)).toHaveLength(2);
+    expect(fs.readFileSync(path.join(dir, "bad.yaml"), "utf8")).toBe(CATALOG);
+  });
+
+  it("exits 2 on unknown flags, positionals and a missing catalog", async () => {
+    const unknown = await run(["--refersh"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^pin-bases: Unknown option '--refersh'.*\nusage: npm run pin-bases -- /s);
+    expect((await run(["images/catalog.yaml"])).code).toBe(2);
+    const missing = await run(["--catalog", "nope.yaml"]);
+    expect(missing).toEqual({
+      code: 2,
+      stdout: "",
+      tls: [],
+      stderr: "pin-bases: cannot read nope.yaml (ENOENT). Pass the catalog with --catalog <file>.\n",
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Real skopeo against a real registry (Debian's docker-registry, distribution 2.8): the digest skopeoResolver
+// computes must be the one the registry serves in Docker-Content-Digest, for a multi-arch index and a single
+// manifest alike.
+
+const SKOPEO = "/usr/bin/skopeo";
+const REGISTRY = "/usr/bin/docker-registry";
+
+function sha256Hex(bytes: Buffer | string): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Writes a blob into an OCI layout and returns its descriptor. */
+function putBlob(layout: string, mediaType: string, bytes: Buffer): { mediaType: string; digest: string; size: number } {
+  const hex = sha256Hex(bytes);
+  fs.writeFileSync(path.join(layout, "blobs", "sha256", hex), bytes);
+  return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
+}
+
+/**
+ * A minimal OCI image layout by hand: one gzipped layer holding one file, an amd64 and an arm64 image sharing it,
+ * an image index over both tagged "1.0" and the amd64 manifest alone tagged "single".
+ */
+async function makeLayout(work: string): Promise<{ layout: string; platformDigests: string[] }> {
+  const layout = path.join(work, "layout");
+  fs.mkdirSync(path.join(layout, "blobs", "sha256"), { recursive: true });
+  const content = path.join(work, "content");
+  fs.mkdirSync(content);
+  fs.writeFileSync(path.join(content, "hello.txt"), "pin-bases test layer\n");
+  const tarFile = path.join(work, "layer.tar");
+  mustSucceed(await runCommand("tar", ["--numeric-owner", "--mtime=@0", "-C", content, "-cf", tarFile, "hello.txt"]), "tar");
+  const tarBytes = fs.readFileSync(tarFile);
+  mustSucceed(await runCommand("gzip", ["-n", "-9", tarFile]), "gzip");
+  const layer = putBlob(layout, "application/vnd.oci.image.layer.v1.tar+gzip", fs.readFileSync(`${tarFile}.gz`));
+  const manifests = ["amd64", "arm64"].map((arch) => {
+    const config = putBlob(
+      layout,
+      "application/vnd.oci.image.config.v1+json",
+      Buffer.from(JSON.stringify({ architecture: arch, os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [`sha256:${sha256Hex(tarBytes)}`] } })),
+    );
+    const manifest = { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [layer] };
+    return { ...putBlob(layout, manifest.mediaType, Buffer.from(JSON.stringify(manifest))), platform: { architecture: arch, os: "linux" } };
+  });
+  const index = { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests };
+  const indexDesc = putBlob(layout, index.mediaType, Buffer.from(JSON.stringify(index)));
+  const refName = (name: string) => ({ "org.opencontainers.image.ref.name": name });
+  const amd64 = manifests[0];
+  if (amd64 === undefined) throw new Error("no amd64 manifest");
+  fs.writeFileSync(
+    path.join(layout, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { ...indexDesc, annotations: refName("1.0") },
+        { mediaType: amd64.mediaType, digest: amd64.digest, size: amd64.size, annotations: refName("single") },
+      ],
+    }),
+  );
+  fs.writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  return { layout, platformDigests: manifests.map((m) => m.digest) };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe("skopeoResolver against a local registry (real skopeo, real docker-registry)", () => {
+  let work = "";
+  let pid: number | undefined;
+  let registry = "";
+  let env: NodeJS.ProcessEnv = {};
+  let platformDigests: string[] = [];
+
+  beforeAll(async () => {
+    const missing = [SKOPEO, REGISTRY].filter((bin) => !fs.existsSync(bin));
+    if (missing.length > 0) {
+      throw new Error(`${missing.join(" and ")} missing: .ci/run installs them (Debian packages skopeo and docker-registry).`);
+    }
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "pin-bases-reg-"));
+    // No credentials of the developer's, no machine-wide signature policy: this test depends on neither.
+    fs.writeFileSync(path.join(work, "auth.json"), '{"auths":{}}');
+    fs.writeFileSync(path.join(work, "policy.json"), '{"default":[{"type":"insecureAcceptAnything"}]}');
+    env = { ...process.env, REGISTRY_AUTH_FILE: path.join(work, "auth.json") };
+    const port = await freePort();
+    registry = `127.0.0.1:${port}`;
+    const config = path.join(work, "registry.yml");
+    // Our own config: Debian's default turns on htpasswd auth. http only, on loopback.
+    fs.writeFileSync(
+      config,
+      [
+        "version: 0.1",
+        "log:",
+        "  level: warn",
+        "  accesslog:",
+        "    disabled: true",
+        "storage:",
+        "  filesystem:",
+        `    rootdirectory: ${path.join(work, "storage")}`,
+        "  maintenance:",
+        "    uploadpurging:",
+        "      enabled: false",
+        "http:",
+        `  addr: ${registry}`,
+        "  secret: pin-bases-test",
+        "",
+      ].join("\n"),
+    );
+    const logFile = path.join(work, "registry.log");
+    // A minimal environment: distribution reads every REGISTRY_* variable as a config override, and
+    // REGISTRY_AUTH_FILE (skopeo's, above) would land in its auth section.
+    const started = spawnDaemon(REGISTRY, ["serve", config], logFile, { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
+    pid = started;
+    await waitForRegistry(registry, 10_000, () => isAlive(started)).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}\n${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
+    });
+    const built = await makeLayout(work);
+    platformDigests = built.platformDigests;
+    for (const [tag, all] of [["1.0", true], ["single", false]] as const) {
+      mustSucceed(
+        await runCommand(
+          SKOPEO,
+          ["--policy", path.join(work, "policy.json"), "copy", ...(all ? ["--all"] : []), "--dest-tls-verify=false",
+            `oci:${built.layout}:${tag}`, `docker://${registry}/test/base:${tag}`],
+          { env, timeoutMs: 30_000 },
+        ),
+        `skopeo copy ${tag}`,
+      );
+    }
+  });
+
+  afterAll(async () => {
+    if (pid !== undefined) await stopPid(pid, work, 5_000);
+    if (work !== "") await removeTree(work);
+  });
+
+  it("returns the index digest the registry serves for a multi-arch tag, not a platform's", async () => {
+    const digest = await skopeoResolver(SKOPEO, { tlsVerify: false, env })(`${registry}/test/base:1.0`);
+    const served = await getManifest(registry, "test/base", "1.0");
+    expect(served.mediaType).toBe("application/vnd.oci.image.index.v1+json");
+    expect(served.bodyDigest).toBe(served.digest);
+    expect(digest).toBe(served.digest);
+    const listed = (JSON.parse(served.body.toString("utf8")) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    expect(listed).toHaveLength(2);
+    expect(listed).not.toContain(digest);
+    // skopeo copied the layout's blobs unchanged (gzip layer, no recompression), so platforms keep their digests.
+    expect(listed).toEqual(platformDigests);
+  });
+
+  it("returns the manifest digest for a single-platform tag", async () => {
+    const digest = await skopeoResolver(SKOPEO, { tlsVerify: false, env })(`${registry}/test/base:single`);
+    const served = await getManifest(registry, "test/base", "single");
+    expect(served.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
+    expect(digest).toBe(served.digest);
+    expect(digest).toBe(platformDigests[0]);
+    expect(sha256Digest(served.body)).toBe(digest);
+  });
+
+  it("rejects an unknown tag with skopeo's reason, and TLS verification is on by default", async () => {
+    await expect(skopeoResolver(SKOPEO, { tlsVerify: false, env })(`${registry}/test/base:nope`)).rejects.toThrow(/manifest unknown/);
+    // The registry speaks plain http: with verification on, skopeo must refuse rather than silently downgrade.
+    await expect(skopeoResolver(SKOPEO, { env, timeoutMs: 20_000 })(`${registry}/test/base:1.0`)).rejects.toThrow(/http: server gave HTTP response to HTTPS client/);
+    await expect(skopeoResolver(path.join(work, "no-such-skopeo"))(`${registry}/test/base:1.0`)).rejects.toThrow(
+      `${path.join(work, "no-such-skopeo")} was not found. Install skopeo`,
+    );
+  });
+
+  it("npm run pin-bases pins a catalog against it end to end", async () => {
+    const catalog = path.join(work, "catalog.yaml");
+    const text = `# local bases\nvariants:\n  - name: x\n    base:\n      ref: ${registry}/test/base:1.0 # multi-arch\n    extraBases:\n      ONE: "${registry}/test/base:single"\n`;
+    fs.writeFileSync(catalog, text);
+    // In process, wired as scripts/pin-bases.ts wires it: a tsx child costs seconds of startup on a loaded machine.
+    let stdout = "";
+    let stderr = "";
+    const code = await runPinBases(["--catalog", catalog, "--no-tls-verify"], {
+      cwd: REPO_ROOT,
+      defaultCatalog: "images/catalog.yaml",
+      stdout: (t) => (stdout += t),
+      stderr: (t) => (stderr += t),
+      makeResolver: ({ tlsVerify }) => skopeoResolver(SKOPEO, { tlsVerify, env }),
+    });
+    const r = { code, stdout, stderr };
+    const index = (await getManifest(registry, "test/base", "1.0")).digest;
+    const single = (await getManifest(registry, "test/base", "single")).digest;
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout.split("\n")).toEqual([
+      `variants[0].base.ref: ${registry}/test/base:1.0 → ${registry}/test/base:1.0@${index}`,
+      `variants[0].extraBases.ONE: ${registry}/test/base:single → ${registry}/test/base:single@${single}`,
+      `pinned 2 base references in ${path.relative(REPO_ROOT, catalog)}`,
+      "",
+    ]);
+    expect(fs.readFileSync(catalog, "utf8")).toBe(
+      `# local bases\nvariants:\n  - name: x\n    base:\n      ref: ${registry}/test/base:1.0@${index} # multi-arch\n    extraBases:\n      ONE: "${registry}/test/base:single@${single}"\n`,
+    );
+  });
+});
