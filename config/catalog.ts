@@ -14,8 +14,8 @@ import { strictObject } from "../lib/zod-util";
  * its files, never TypeScript (issue #2). This module parses and validates it; nothing here touches Pulumi.
  */
 
-export const PLATFORMS = ["linux/amd64", "linux/arm64"] as const;
-export type Platform = (typeof PLATFORMS)[number];
+import { PLATFORMS } from "../lib/registry";
+export { PLATFORMS, type Platform } from "../lib/registry";
 
 const variantName = z
   .string()

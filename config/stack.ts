@@ -3,7 +3,11 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT_ROOT } from "../lib/paths";
 import { z } from "zod";
-import { type Catalog, type CatalogVariant, loadCatalog, PLATFORMS } from "./catalog";
+import { type Catalog, type CatalogVariant, loadCatalog } from "./catalog";
+import { type GpuPool, gpuPoolSchema } from "../lib/gpu-pool";
+import { type RegistryConfig, registrySchema } from "../lib/registry";
+export type { GpuPool, Toleration } from "../lib/gpu-pool";
+export { DEFAULT_LOCAL_REGISTRY_IMAGE, type EcrRegistryConfig, type LocalRegistryConfig, type RegistryConfig } from "../lib/registry";
 import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
 import { checkPoolCompatibility, GPU_DATASHEETS } from "../lib/cuda";
 import { loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
@@ -24,73 +28,8 @@ export const PROJECT = "workbench-images";
 export const ENVIRONMENTS = ["local", "dev", "prod"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
-/** docker.io/library/registry:2.8.3, the CNCF distribution registry, pinned by its published index digest. */
-export const DEFAULT_LOCAL_REGISTRY_IMAGE =
-  "docker.io/library/registry:2.8.3@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373";
-
 /** Kubernetes contexts that name a cluster on the user's own machine (kind, k3d, minikube, desktop distributions). */
 const LOCAL_CONTEXT = /^(kind-.+|k3d-.+|minikube|docker-desktop|rancher-desktop|orbstack|colima(-.+)?)$/;
-
-const repositoryPrefix = z
-  .string()
-  .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, {
-    error: "must be lowercase path components of letters and digits joined by '.', '_', '-' or '/'.",
-  });
-
-const lifecycle = strictObject({
-  /** How many content-tagged builds to keep per repository; published and promoted images are always kept. */
-  keepTagged: z.number().int().min(1).max(10000).default(30),
-  /** Days after which untagged manifests (superseded platform manifests, failed pushes) expire. */
-  untaggedExpireDays: z.number().int().min(1).max(3650).default(1),
-});
-
-const ecrRegistry = strictObject({
-  kind: z.literal("ecr"),
-  region: z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d+$/, { error: 'must be an AWS region such as "us-east-1".' }),
-  accountId: z
-    .string({ error: "must be the 12-digit AWS account id, in quotes." })
-    .regex(/^\d{12}$/, { error: "must be the 12-digit AWS account id, in quotes." }),
-  repositoryPrefix: repositoryPrefix.default("workbench"),
-  kmsKeyArn: z
-    .string()
-    .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/, { error: "must be a KMS key or alias ARN." })
-    .optional(),
-  lifecycle: lifecycle.default({ keepTagged: 30, untaggedExpireDays: 1 }),
-  forceDelete: z.boolean().default(false),
-  /** Accounts allowed to pull (never push) from these repositories: prod's account on dev, for promotion. */
-  pullAccountIds: z.array(z.string().regex(/^\d{12}$/, { error: "must be a 12-digit AWS account id, in quotes." })).default([]),
-});
-
-const localRegistry = strictObject({
-  kind: z.literal("local"),
-  /** Only loopback: the local registry has no authentication (issue #7: bound to 127.0.0.1). */
-  host: z.enum(["127.0.0.1", "localhost"]).default("127.0.0.1"),
-  port: z.number().int().min(1024).max(65535).default(5001),
-  repositoryPrefix: repositoryPrefix.default("workbench"),
-  /** Run the registry as a container managed by this program (false: one is already running there). */
-  run: z.boolean().default(true),
-  image: z
-    .string()
-    .refine((s) => parseImageRef(s)?.digest !== undefined, { error: "must be pinned by digest (image@sha256:…)." })
-    .default(DEFAULT_LOCAL_REGISTRY_IMAGE),
-  /** Docker engine endpoint that runs the registry container and the builds. */
-  dockerHost: z.string().default("unix:///var/run/docker.sock"),
-  /**
-   * Platforms built on the local stack (intersected with each variant's): a laptop builds its own architecture, not
-   * every platform the catalog ships (that needs QEMU emulation and is slow).
-   */
-  platforms: z.array(z.enum(PLATFORMS)).min(1).default(["linux/amd64"]),
-  /**
-   * The Docker network the local cluster's nodes run on (`kind` for kind). The registry joins it as host
-   * `local-registry`, so nodes pull `127.0.0.1:<port>/…` through the containerd mirror `npm run up:local` writes.
-   * null: do not join any network (k3d: use its own registry options).
-   */
-  clusterNetwork: z.string().min(1).nullable().default("kind"),
-});
-
-const registry = z.discriminatedUnion("kind", [ecrRegistry, localRegistry], {
-  error: (iss) => (iss.code === "invalid_union" ? 'needs kind: "ecr" or kind: "local".' : undefined),
-});
 
 const cluster = strictObject({
   /** Context name inside the kubeconfig. With a `kubeconfig` secret, selects a context in it. */
@@ -98,29 +37,6 @@ const cluster = strictObject({
   /** Path of the kubeconfig file holding `context`; never the ambient KUBECONFIG variable. */
   kubeconfigPath: z.string().min(1).default("~/.kube/config"),
 });
-
-const toleration = strictObject({
-  key: z.string().min(1),
-  operator: z.enum(["Exists", "Equal"]).default("Exists"),
-  value: z.string().optional(),
-  effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
-});
-export type Toleration = z.infer<typeof toleration>;
-
-const gpuPool = strictObject({
-  name: dnsLabel,
-  displayName: z.string().min(1).optional(),
-  nodeSelector: z.record(z.string(), z.string()).default({}),
-  tolerations: z.array(toleration).default([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]),
-  /** The GPU as GPU Feature Discovery names it in `nvidia.com/gpu.product`. */
-  product: z.string().min(1),
-  /** The NVIDIA driver installed on the pool's nodes. */
-  driverVersion: z.string().regex(/^\d+\.\d+(?:\.\d+)?$/, { error: 'must be a driver version such as "570.133.20".' }),
-  gpusPerNode: z.number().int().min(1).max(16).default(1),
-  /** How many validation Jobs may run on this pool at once (Jobs are chained into this many lanes). */
-  maxConcurrentJobs: z.number().int().min(1).max(64).default(1),
-});
-export type GpuPool = z.infer<typeof gpuPool>;
 
 const signing = z.discriminatedUnion(
   "mode",
@@ -221,11 +137,11 @@ const stackSchema = strictObject({
   environment: z.enum(ENVIRONMENTS).optional(),
   mode: z.enum(["build", "promote"]).optional(),
   catalogPath: z.string().min(1).default("images/catalog.yaml"),
-  registry,
+  registry: registrySchema,
   cluster: cluster.default({ kubeconfigPath: "~/.kube/config" }),
   /** Secret: a whole kubeconfig (`pulumi config set --secret workbench-images:kubeconfig < file`). */
   kubeconfig: z.string().min(1).optional(),
-  gpuPools: z.array(gpuPool).default([]),
+  gpuPools: z.array(gpuPoolSchema).default([]),
   signing: signing.default({ mode: "none" }),
   scan: scan.default({ scanner: "trivy", severities: ["CRITICAL", "HIGH"], ignoreFile: ".trivyignore.yaml" }),
   admission: admission.default({ installKyverno: true, kyvernoChartVersion: "3.5.2", kyvernoNamespace: "kyverno" }),
@@ -256,9 +172,6 @@ const stackSchema = strictObject({
 });
 
 type StackInput = z.infer<typeof stackSchema>;
-export type RegistryConfig = StackInput["registry"];
-export type EcrRegistryConfig = Extract<RegistryConfig, { kind: "ecr" }>;
-export type LocalRegistryConfig = Extract<RegistryConfig, { kind: "local" }>;
 export type SigningConfig = StackInput["signing"];
 export type ScanConfig = StackInput["scan"];
 export type AdmissionConfig = StackInput["admission"];

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DIGEST_DESCRIPTION, DIGEST_PATTERN } from "./image-ref";
 import { didYouMean } from "./problems";
 
 /**
@@ -26,4 +27,4 @@ export const dnsLabel = z
 
 export const sha256Digest = z
   .string()
-  .regex(/^sha256:[a-f0-9]{64}$/, { error: 'must be a digest "sha256:" followed by 64 lowercase hex characters.' });
+  .regex(DIGEST_PATTERN, { error: `must be ${DIGEST_DESCRIPTION}.` });

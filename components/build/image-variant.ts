@@ -1,19 +1,12 @@
 import * as path from "node:path";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
-import type { RegistryConfig } from "../../config/stack";
-import type { Platform } from "../../config/catalog";
+import type { Platform, RegistryConfig, RegistryCredentials } from "../../lib/registry";
+export type { RegistryCredentials } from "../../lib/registry";
 import { contentTag } from "./content-hash";
 import { CACHE_TAG } from "../registry/ecr";
 import { parseImageRef } from "../../lib/image-ref";
 import { RegistryRepository } from "../registry/registry-repository";
-
-/** Registry credentials; the password must arrive as a Pulumi secret. */
-export interface RegistryCredentials {
-  address: pulumi.Input<string>;
-  username: pulumi.Input<string>;
-  password: pulumi.Input<string>;
-}
 
 /** What to build: a catalog variant, or a per-user layer over another variant's digest. Plain data. */
 export interface BuildSpec {

@@ -1,15 +1,56 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { GpuPool, JupyterHubConfig, UserConfig } from "../../config/stack";
-import type { CatalogVariant } from "../../config/catalog";
+import type { GpuPool } from "../../lib/gpu-pool";
 import { type ChartImages, chartImageValues } from "../../lib/chart-images";
 import { homeMountOf, loadChartDefaults, mergeHubValues, type HubValues } from "./hub-values";
 import { validateProfileList } from "./kubespawner";
 import { prePullDaemonSet, type PullGroup } from "./pre-puller";
 import { type PublishedImage, renderProfileFilterConfig, renderProfileList } from "./profiles";
 
+/** What the hub offers of an image: the catalog variant's id, GPU-ness and `publish` block. */
+export interface HubVariant {
+  name: string;
+  gpu: boolean;
+  cuda?: string | undefined;
+  /** How the profile presents it; an image without one is not offered. */
+  publish?:
+    | {
+        displayName: string;
+        description: string;
+        order: number;
+        default: boolean;
+        resources: { cpu: { guarantee: number; limit: number }; memory: { guarantee: string; limit: string } };
+      }
+    | undefined;
+}
+
+/** The owner of a per-user image (seed 002): who may see the profile, and who the pod runs as. */
+export interface HubUser {
+  /** The JupyterHub login of the owner (before JupyterHub lowercases it). */
+  login: string;
+  /** The sanitized Linux user name baked into the image. */
+  username: string;
+  uid: number;
+  gid: number;
+  project: string;
+  baseVariant: string;
+}
+
+/** The chart release's settings (the stack's `jupyterhub.*` keys). */
+export interface JupyterHubSettings {
+  namespace: string;
+  releaseName: string;
+  chartVersion: string;
+  chartRepository: string;
+  timeoutSeconds: number;
+  /** The stack's own chart values; generated values are merged over them. */
+  values: Record<string, unknown>;
+  /** Pre-pull published images onto nodes (the chart's continuous puller; DaemonSets per GPU pool). */
+  prePuller: boolean;
+}
+
 export interface HubImage {
-  variant: CatalogVariant;
+  variant: HubVariant;
   /** repository@sha256:…, gated: GPU images by their validation Jobs, CPU images by their scan and signature. */
   ref: pulumi.Input<string>;
   /** Pools the image was validated on (GPU images); never offered elsewhere. */
@@ -19,12 +60,12 @@ export interface HubImage {
 }
 
 export interface HubUserImage {
-  user: UserConfig;
+  user: HubUser;
   ref: pulumi.Input<string>;
 }
 
 export interface JupyterHubArgs {
-  hub: JupyterHubConfig;
+  hub: JupyterHubSettings;
   /** Secret chart values by dotted path. */
   secrets: Record<string, pulumi.Output<string>>;
   images: HubImage[];

@@ -6,6 +6,7 @@
  * Every object here is therefore strict. Field meanings follow KubeSpawner's `profile_list` help text and trait
  * types (kubespawner/spawner.py, 7.x).
  */
+import { isDigestPinned } from "../../lib/image-ref";
 import { nearest, renderReceived } from "../../lib/problems";
 import { z } from "zod";
 
@@ -29,7 +30,6 @@ export const BYTE_STRING_PATTERN = /^[0-9]+(?:\.[0-9]+)?[KMGT]$/;
 const BYTE_SUFFIX: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
 /** The only image form we hand to Kubernetes: content-addressed, so what was scanned, signed and GPU-validated runs. */
-export const PINNED_IMAGE_PATTERN = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
 
 /** Kubernetes resource quantities as written by people (`1`, `500m`, `8Gi`); the API server does the exact parse. */
 const QUANTITY_PATTERN = /^[0-9]+(?:\.[0-9]+)?(?:m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
@@ -113,7 +113,7 @@ const quantity = z
   .string({ error: 'expected a Kubernetes quantity as a string like "1"' })
   .regex(QUANTITY_PATTERN, { error: 'expected a Kubernetes quantity as a string like "1" or "500m"' });
 
-const pinnedImage = z.string({ error: "expected an image reference" }).regex(PINNED_IMAGE_PATTERN, {
+const pinnedImage = z.string({ error: "expected an image reference" }).refine(isDigestPinned, {
   error:
     'expected an image pinned by digest ("repository@sha256:<64 hex>"): a tag can move after the image was scanned, signed and validated',
 });
@@ -281,7 +281,6 @@ export const profileSchema = strict(
 
 export const profileListSchema = z.array(profileSchema);
 
-export type Toleration = z.infer<typeof tolerationSchema>;
 export type Volume = z.infer<typeof volumeSchema>;
 export type VolumeMount = z.infer<typeof volumeMountSchema>;
 export type KubespawnerOverride = z.infer<typeof kubespawnerOverrideSchema>;

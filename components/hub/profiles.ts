@@ -11,12 +11,8 @@ import {
   validateProfileList,
 } from "./kubespawner";
 
-export interface Toleration {
-  key: string;
-  operator?: "Exists" | "Equal";
-  value?: string;
-  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
-}
+export type { Toleration } from "../../lib/gpu-pool";
+import type { Toleration } from "../../lib/gpu-pool";
 
 /** A GPU node pool a profile may land on. */
 export interface PoolOffer {

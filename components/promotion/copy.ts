@@ -5,13 +5,13 @@
  */
 import { type Document, isMap, isScalar, isSeq, parseDocument, type ToStringOptions, YAMLMap, YAMLSeq } from "yaml";
 import { PROMOTED_TAG_PREFIX, RELEASE_TAG_PREFIX } from "../registry/ecr";
-import { parseImageRef } from "../../lib/image-ref";
+import { DIGEST_DESCRIPTION, digestHex, isDigest, parseImageRef } from "../../lib/image-ref";
+import { shellJoin, shellQuote } from "../../lib/shell";
 import { type Problem, renderReceived } from "../../lib/problems";
 
 /** The config key promote writes, as Pulumi stores it in a stack file. Mirrors config.ts `promotion`. */
 export const PROMOTION_CONFIG_KEY = "workbench-images:promotion";
 
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 // Registry tag grammar (distribution/reference).
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -135,18 +135,6 @@ export function copyImageScript(o: CopyImageOptions): string {
   ].join("\n");
 }
 
-const SAFE_WORD = /^[A-Za-z0-9_\/:=@%+.,-]+$/;
-
-/** One argument for a POSIX shell: as is when it has no special characters, else single-quoted. */
-export function shellQuote(arg: string): string {
-  if (SAFE_WORD.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-/** argv as one POSIX shell command line, every argument quoted so the shell passes it through unchanged. */
-export function shellJoin(argv: readonly string[]): string {
-  return argv.map(shellQuote).join(" ");
-}
 
 /** The copy in prod is tagged `promoted-<first 12 hex of the digest>`; ECR lifecycle never expires these tags. */
 export function promotedTag(digest: string): string {
@@ -159,8 +147,8 @@ export function releaseTag(digest: string): string {
 }
 
 function digestTag(fn: string, prefix: string, digest: string): string {
-  if (!DIGEST.test(digest)) throw new Error(`${fn}: "${digest}" is not a digest "sha256:" followed by 64 lowercase hex characters.`);
-  return `${prefix}${digest.slice("sha256:".length, "sha256:".length + 12)}`;
+  if (!isDigest(digest)) throw new Error(`${fn}: "${digest}" is not ${DIGEST_DESCRIPTION}.`);
+  return `${prefix}${digestHex(digest, 12)}`;
 }
 
 /** Whether a registry speaks plain http: only loopback addresses (the local stack, tests). */
@@ -342,7 +330,7 @@ export function selectPromotions(outputs: StackOutputs, variants?: readonly stri
         received: "false",
       });
     }
-    const digestOk = DIGEST.test(img.digest);
+    const digestOk = isDigest(img.digest);
     if (!digestOk) {
       problems.push({ path: at(`${path}.digest`), message: 'is not a digest "sha256:" followed by 64 lowercase hex characters.', received: renderReceived(img.digest) });
     }

@@ -1,20 +1,30 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { PromotedImage as PromotedImageConfig, RegistryConfig } from "../../config/stack";
-import { parseImageRef } from "../../lib/image-ref";
+import type { RegistryConfig } from "../../lib/registry";
+import { isDigest, parseImageRef } from "../../lib/image-ref";
 import { copyImageScript, isLoopbackRepository, promotedTag } from "./copy";
-import type { RegistryCredentials } from "../build/image-variant";
+import type { RegistryCredentials } from "../../lib/registry";
 import { RegistryRepository } from "../registry/registry-repository";
 
 /** Variables the copy command reads `USER:PASSWORD` from; values are Pulumi secrets, never part of the command text. */
 export const SOURCE_CREDS_ENV = "WORKBENCH_SRC_CREDS";
 export const DEST_CREDS_ENV = "WORKBENCH_DEST_CREDS";
 
+/** One entry of the stack's `promotion.images`, as `npm run promote` writes it. */
+export interface PromotionRecord {
+  /** The digest dev validated; the copy keeps it. */
+  digest: string;
+  /** Where dev pushed it: `repository@sha256:…`. */
+  source: string;
+  /** Pools dev validated it on. */
+  validatedPools: string[];
+}
+
 export interface PromotedImageArgs {
   /** The variant or user image id being promoted (promotion.images key), for messages. */
   name: string;
   /** What `npm run promote` wrote into the stack file: the digest, where dev pushed it, and dev's pools. */
-  promoted: PromotedImageConfig;
+  promoted: PromotionRecord;
   /** Repository in this stack's registry, e.g. `workbench/universal`. */
   repositoryName: string;
   registry: RegistryConfig;
@@ -54,7 +64,7 @@ export class PromotedImage extends pulumi.ComponentResource {
     const { digest, source } = args.promoted;
     const where = `promotion.images.${args.name}`;
     const sourceRef = parseImageRef(source);
-    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
+    if (!isDigest(digest)) {
       throw new pulumi.ResourceError(`${where}.digest "${digest}" is not a digest "sha256:" + 64 hex characters. Re-run \`npm run promote\`.`, this);
     }
     if (sourceRef?.digest === undefined) {

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { parseImageRef } from "../../lib/image-ref";
 import { copyImageScript, isLoopbackRepository, releaseTag } from "./copy";
-import type { RegistryCredentials } from "../build/image-variant";
+import type { RegistryCredentials } from "../../lib/registry";
 
 export interface ReleaseTagArgs {
   /** The published image, `repository@sha256:…` (already scanned, signed and validated). */

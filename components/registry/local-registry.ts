@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { LocalRegistryConfig } from "../../config/stack";
+import type { LocalRegistryConfig } from "../../lib/registry";
 import { parseImageRef } from "../../lib/image-ref";
 
 /** The registry's name on the cluster's Docker network; scripts/up-local.sh points containerd's mirror at it. */

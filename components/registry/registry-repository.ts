@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { RegistryConfig } from "../../config/stack";
+import type { RegistryConfig } from "../../lib/registry";
 import { crossAccountPullPolicy, ecrLifecyclePolicy, MUTABLE_TAG_FILTERS } from "./ecr";
 
 export interface RegistryRepositoryArgs {

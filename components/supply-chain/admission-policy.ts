@@ -1,14 +1,22 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { AdmissionConfig } from "../../config/stack";
 import { type ChartImages, chartImageValues } from "../../lib/chart-images";
 import { clusterPolicy, clusterPolicyMetadata, KYVERNO_CHART, KYVERNO_CHART_REPOSITORY, kyvernoChartValues, kyvernoFieldStyle } from "./kyverno";
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
+/** How Kyverno is provided (the stack's `admission.*` keys). */
+export interface AdmissionSettings {
+  /** Install Kyverno from its Helm chart; false when the cluster already runs it. */
+  installKyverno: boolean;
+  /** The Kyverno chart version (3.5.2 ships Kyverno 1.15.2, whose ClusterPolicy CRD our policy is checked against). */
+  kyvernoChartVersion: string;
+  kyvernoNamespace: string;
+}
+
 export interface AdmissionPolicyArgs {
   /** admission.*: whether to install Kyverno, its chart version and namespace. */
-  admission: AdmissionConfig;
+  admission: AdmissionSettings;
   /** Image reference patterns that must be signed (lib/kyverno.ts imageReferencePatterns). */
   imageReferences: string[];
   /** Namespaces this program runs pods in: the validation and JupyterHub namespaces. */

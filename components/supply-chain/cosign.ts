@@ -1,3 +1,5 @@
+import { isDigest, requireDigestRef } from "../../lib/image-ref";
+import { shellQuote } from "../../lib/shell";
 /**
  * Cosign command lines and the KMS signing key's policy (issue #4), as pure functions tested without mocks.
  *
@@ -10,34 +12,9 @@
 export const REGISTRY_USERNAME_ENV = "REGISTRY_USERNAME";
 export const REGISTRY_PASSWORD_ENV = "REGISTRY_PASSWORD";
 
-const DIGEST_REF = /^([^@\s]+)@(sha256:[a-f0-9]{64})$/;
-// The repository part: registry host (optional port) and lowercase path components, without a tag.
-const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
-
-/** `repository@sha256:<64 hex>` split into its parts, or undefined for anything else (a tag, tag+digest, junk). */
-export function parseDigestRef(ref: string): { repository: string; digest: string } | undefined {
-  const m = DIGEST_REF.exec(ref);
-  if (!m || !REPOSITORY.test(m[1]!)) return undefined;
-  return { repository: m[1]!, digest: m[2]! };
-}
-
-/**
- * Throws unless `ref` is `repository@sha256:<64 hex>`. `what` names the operation for the message ("cosign signs",
- * "the scan gate scans"). Callers inside a component turn the Error into a ResourceError.
- */
-export function requireDigestRef(ref: string, what: string): { repository: string; digest: string } {
-  const parsed = parseDigestRef(ref);
-  if (parsed !== undefined) return parsed;
-  throw new Error(
-    `args.ref must be an image reference pinned by digest (repository@sha256:<64 hex>), got ${JSON.stringify(ref)}: ` +
-      `${what} a digest, never a tag, because a tag can later point at other content. ` +
-      "Pass the image's imageRef (or the ScanGate's scannedRef).",
-  );
-}
-
 /** The tag cosign writes a digest's signatures under: `sha256-<hex>.sig` (cosign `triangulate`). */
 export function cosignSignatureTag(digest: string): string {
-  if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new Error(`not a sha256 digest: ${JSON.stringify(digest)}`);
+  if (!isDigest(digest)) throw new Error(`not a sha256 digest: ${JSON.stringify(digest)}`);
   return `${digest.replace(":", "-")}.sig`;
 }
 
@@ -76,11 +53,6 @@ function requireKeyRef(keyRef: string): void {
 const ANNOTATION_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
 
 /** Quotes a word for /bin/sh: bare when it holds only safe characters, else single-quoted. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'"'"'`)}'`;
-}
-
 export interface CosignSignOptions {
   /** `repository@sha256:<64 hex>`; a tag is refused. */
   ref: string;

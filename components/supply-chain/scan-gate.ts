@@ -2,9 +2,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { requireDigestRef } from "./cosign";
+import { requireDigestRef } from "../../lib/image-ref";
 import { ignoreFileHash, TRIVY_PASSWORD_ENV, TRIVY_USERNAME_ENV, type TrivySeverity, trivyScanCommand, trivyScanFlags } from "./trivy";
-import type { RegistryCredentials } from "../build/image-variant";
+import type { RegistryCredentials } from "../../lib/registry";
 
 export interface ScanGateArgs {
   /** `repository@sha256:<64 hex>` (ImageVariant.imageRef); a tag is refused. */

@@ -1,7 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { cosignSignCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV, requireDigestRef } from "./cosign";
-import type { RegistryCredentials } from "../build/image-variant";
+import { requireDigestRef } from "../../lib/image-ref";
+import { cosignSignCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
+import type { RegistryCredentials } from "../../lib/registry";
 
 export interface SigningPolicyArgs {
   /** `repository@sha256:<64 hex>`: the ScanGate's scannedRef, so signing waits for the scan. A tag is refused. */

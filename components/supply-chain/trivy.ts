@@ -1,7 +1,8 @@
 import * as crypto from "node:crypto";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { requireDigestRef, shellQuote } from "./cosign";
+import { requireDigestRef } from "../../lib/image-ref";
+import { shellQuote } from "../../lib/shell";
 import { formatPath, type Problem, renderReceived, zodProblems } from "../../lib/problems";
 import { strictObject } from "../../lib/zod-util";
 

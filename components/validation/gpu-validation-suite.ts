@@ -1,7 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { GpuPool, ValidationConfig } from "../../config/stack";
-import type { CatalogVariant } from "../../config/catalog";
+import type { GpuPool } from "../../lib/gpu-pool";
 import {
   APP_LABEL,
   type CheckFiles,
@@ -9,21 +8,31 @@ import {
   checksConfigMapName,
   laneOrder,
   loadCheckFiles,
+  type ValidationSettings,
   type ValidationTarget,
+  type ValidationVariant,
 } from "./validation-job";
 import { GpuValidation } from "./gpu-validation";
 
 /** One GPU image to validate, on each of its compatible pools. */
 export interface GpuValidationImage {
-  variant: CatalogVariant;
+  variant: ValidationVariant & { gpu: boolean };
   /** `repository@sha256:…`, already scanned and signed (the gate's output, so the Jobs wait for the gate). */
   imageRef: pulumi.Input<string>;
   /** The pools it is validated and offered on (config's poolsByVariant). Ignored in cpu mode. */
   pools: GpuPool[];
 }
 
+/** The stack's `validation.*` keys: where the Jobs run and how they judge. */
+export interface ValidationSuiteSettings extends ValidationSettings {
+  /** Namespace of the Jobs and the check ConfigMap. */
+  namespace: string;
+  /** `gpu`: on GPU pools; `cpu`: one Job per image on any node, GPU-only checks skipped (local stack). */
+  mode: "gpu" | "cpu";
+}
+
 export interface GpuValidationSuiteArgs {
-  validation: ValidationConfig;
+  validation: ValidationSuiteSettings;
   /** Absolute path of images/checks: every check file there goes into the ConfigMap. */
   checksDir: string;
   targets: GpuValidationImage[];

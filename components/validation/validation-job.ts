@@ -2,8 +2,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as k8s from "@pulumi/kubernetes";
-import type { GpuPool, ValidationConfig } from "../../config/stack";
-import type { CatalogVariant } from "../../config/catalog";
+import type { GpuPool } from "../../lib/gpu-pool";
 import { GPU_DATASHEETS, minimumDriverFor } from "../../lib/cuda";
 import { parseImageRef, pinnedRef } from "../../lib/image-ref";
 
@@ -43,15 +42,31 @@ const GPU_REQUESTS = { cpu: "2", memory: "8Gi" } as const;
 /** A laptop's kind/k3d cluster: small enough to schedule next to everything else running there. */
 const CPU_REQUESTS = { cpu: "1", memory: "2Gi" } as const;
 
-/** The part of a catalog variant the Job needs. */
-export type ValidationVariant = Pick<CatalogVariant, "name" | "cuda" | "ships" | "smoke">;
+/** What the Job checks in an image: its id, CUDA version, what it ships and its smoke test (catalog fields). */
+export interface ValidationVariant {
+  /** The image's id (catalog variant name, or a per-user image's id): names the Job and labels it. */
+  name: string;
+  /** CUDA "major.minor" the image is built for; sets the driver floor the check enforces. */
+  cuda?: string | undefined;
+  /** Optional extras the check must find working (flash-attn). */
+  ships: { flashAttn: boolean };
+  /** The image's own smoke test, run inside the check container. */
+  smoke: { command: string[]; imports: string[] };
+}
 /** The part of a GPU pool the Job needs. */
 export type ValidationPool = Pick<GpuPool, "name" | "nodeSelector" | "tolerations" | "product" | "gpusPerNode">;
-/** The stack's validation settings the Job uses. */
-export type ValidationSettings = Pick<
-  ValidationConfig,
-  "matmulFraction" | "bandwidthFraction" | "deadlineSeconds" | "backoffLimit" | "shmSize"
->;
+/** The stack's validation settings the Job uses (the `validation.*` keys). */
+export interface ValidationSettings {
+  /** Fraction of the datasheet's dense BF16 TFLOP/s the slowest GPU must reach. */
+  matmulFraction: number;
+  /** Fraction of the datasheet's memory bandwidth the slowest GPU must reach. */
+  bandwidthFraction: number;
+  /** The Job's activeDeadlineSeconds; Pulumi's create timeout is a margin longer. */
+  deadlineSeconds: number;
+  backoffLimit: number;
+  /** sizeLimit of the memory-backed /dev/shm. */
+  shmSize: string;
+}
 
 /** Where the Job runs: on a GPU pool, or (local stack) on any node with the GPU-only checks skipped. */
 export type ValidationTarget = { mode: "gpu"; pool: ValidationPool } | { mode: "cpu" };

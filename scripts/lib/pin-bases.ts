@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, type Document } from "yaml";
-import { formatImageRef, parseImageRef } from "../../lib/image-ref";
+import { formatImageRef, isDigest, parseImageRef } from "../../lib/image-ref";
 import { formatPath } from "../../lib/problems";
 
 /**
@@ -17,7 +17,6 @@ import { formatPath } from "../../lib/problems";
  * is re-parsed and compared with the Document after `setIn`, so a splice can never change anything else.
  */
 
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 /** Resolves `repository:tag` to the digest of the manifest the tag points at (`sha256:<64 hex>`). */
 export type DigestResolver = (imageWithTag: string) => Promise<string>;
@@ -101,7 +100,7 @@ export async function pinCatalogText(text: string, resolve: DigestResolver, opti
     const where = (byTag.get(key) ?? []).map((s) => s.shown).join(", ");
     if ("error" in outcome) {
       problems.push(`${where}: could not resolve ${key}: ${outcome.error}. Check that the tag exists and that this machine can reach the registry (and is logged in, for a private one).`);
-    } else if (!DIGEST.test(outcome.digest)) {
+    } else if (!isDigest(outcome.digest)) {
       problems.push(`${where}: resolving ${key} gave ${JSON.stringify(outcome.digest)}, not a sha256:<64 hex> digest. This is a resolver bug: report it.`);
     }
   }

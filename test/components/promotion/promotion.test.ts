@@ -28,8 +28,6 @@ import {
   promotedTag,
   promotionChanges,
   selectPromotions,
-  shellJoin,
-  shellQuote,
   stackFileStyle,
   type StackOutputs,
 } from "../../../components/promotion/copy";
@@ -38,6 +36,7 @@ import { byName, byType, ROOT } from "../../support/harness";
 import { docker, type EngineInfo, ensureEngine, releaseEngine, SKIP_ENV, skipContainerTests } from "../../support/engine";
 import { mustSucceed, runCommand } from "../../support/proc";
 import { getManifest, putManifest } from "../../support/registry-api";
+import { shellJoin, shellQuote } from "../../../lib/shell";
 
 const FIXTURES = path.join(ROOT, "test/fixtures/promotion");
 const PROD = fs.readFileSync(path.join(FIXTURES, "Pulumi.prod.yaml"), "utf8");

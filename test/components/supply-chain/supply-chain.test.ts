@@ -17,8 +17,6 @@ import {
   cosignVerifyCommand,
   KEY_ADMIN_ACTIONS,
   kmsRegionFromKeyRef,
-  parseDigestRef,
-  requireDigestRef,
   signingKeyPolicy,
 } from "../../../components/supply-chain/cosign";
 import { MUTABLE_TAG_FILTERS } from "../../../components/registry/ecr";
@@ -26,6 +24,7 @@ import { ecrRegistryHost, imageReferencePatterns } from "../../../components/sup
 import { type Plan, type PlannedResource, runPlan } from "../../../scripts/lib/plan-runtime";
 import { ignoreFileHash } from "../../../components/supply-chain/trivy";
 import { PROJECT_ROOT } from "../../../lib/paths";
+import { parseDigestRef, requireDigestRef } from "../../../lib/image-ref";
 
 const ROOT = PROJECT_ROOT;
 const ACCOUNT = "111122223333";

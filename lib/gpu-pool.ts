@@ -1,0 +1,36 @@
+import { z } from "zod";
+import { dnsLabel, strictObject } from "./zod-util";
+
+/**
+ * GPU node pools and tolerations, the one definition (issue #10): the stack configuration parses them with these
+ * schemas, and the validation Jobs, the hub's profiles and the pre-pullers read the resulting types. Nothing else
+ * re-types a pool or a toleration.
+ */
+
+/** A Kubernetes toleration (core/v1 Toleration) as a pool declares it. */
+export const tolerationSchema = strictObject({
+  key: z.string().min(1),
+  operator: z.enum(["Exists", "Equal"]).default("Exists"),
+  value: z.string().optional(),
+  effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+});
+/** A toleration as the program emits it: `operator` may be left to Kubernetes' default (Equal). */
+export type Toleration = Omit<z.infer<typeof tolerationSchema>, "operator"> & { operator?: "Exists" | "Equal" };
+
+/** The toleration NVIDIA's GPU Operator and EKS GPU node groups pair with their `nvidia.com/gpu` taint. */
+export const DEFAULT_GPU_TOLERATIONS = [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }] as const;
+
+export const gpuPoolSchema = strictObject({
+  name: dnsLabel,
+  displayName: z.string().min(1).optional(),
+  nodeSelector: z.record(z.string(), z.string()).default({}),
+  tolerations: z.array(tolerationSchema).default(DEFAULT_GPU_TOLERATIONS.map((t) => ({ ...t }))),
+  /** The GPU as GPU Feature Discovery names it in `nvidia.com/gpu.product`. */
+  product: z.string().min(1),
+  /** The NVIDIA driver installed on the pool's nodes. */
+  driverVersion: z.string().regex(/^\d+\.\d+(?:\.\d+)?$/, { error: 'must be a driver version such as "570.133.20".' }),
+  gpusPerNode: z.number().int().min(1).max(16).default(1),
+  /** How many validation Jobs may run on this pool at once (Jobs are chained into this many lanes). */
+  maxConcurrentJobs: z.number().int().min(1).max(64).default(1),
+});
+export type GpuPool = z.infer<typeof gpuPoolSchema>;
