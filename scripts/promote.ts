@@ -2,17 +2,16 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { parseStackConfig } from "../config/stack";
+import { parseStackConfig, parseStackOutputs } from "../config";
 import { ConfigError, formatProblems, type Problem } from "../lib/problems";
 import {
   applyPromotions,
-  parseStackOutputs,
   PROMOTION_CONFIG_KEY,
   type PromotionChange,
   promotionChanges,
   selectPromotions,
   stackFileStyle,
-} from "../components/promotion/copy";
+} from "./lib/promote";
 import { readStackConfig } from "./lib/stack-files";
 
 /**

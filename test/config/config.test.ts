@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseStackConfig } from "../../config/stack";
+import { parseStackConfig } from "../../config";
 import { ConfigError } from "../../lib/problems";
 import { ROOT } from "../support/harness";
 

@@ -14,23 +14,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDocument } from "yaml";
 import { LocalRegistry } from "../../../components/registry/local-registry";
 import { PromotedImage } from "../../../components/promotion/promoted-image";
-import { type LocalRegistryConfig, parseStackConfig, type RegistryConfig } from "../../../config/stack";
+import { type LocalRegistryConfig, type ParsedStackOutputs as StackOutputs, parseStackConfig, parseStackOutputs, type RegistryConfig } from "../../../config";
 import type { Plan } from "../../../scripts/lib/plan-runtime";
 import { runPlan } from "../../../scripts/lib/plan-runtime";
+import { copyImageCommand, copyImageScript, isLoopbackRepository, promotedTag } from "../../../components/promotion/copy";
 import {
   applyPromotions,
-  copyImageCommand,
-  copyImageScript,
   currentPromotions,
-  isLoopbackRepository,
-  parseStackOutputs,
   type Promotion,
-  promotedTag,
   promotionChanges,
   selectPromotions,
   stackFileStyle,
-  type StackOutputs,
-} from "../../../components/promotion/copy";
+} from "../../../scripts/lib/promote";
 import { readStackConfig } from "../../../scripts/lib/stack-files";
 import { byName, byType, ROOT } from "../../support/harness";
 import { docker, type EngineInfo, ensureEngine, releaseEngine, SKIP_ENV, skipContainerTests } from "../../support/engine";

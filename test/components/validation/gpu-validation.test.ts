@@ -7,7 +7,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { GpuValidationSuite, type GpuValidationImage } from "../../../components/validation/gpu-validation-suite";
-import type { GpuPool, ValidationConfig } from "../../../config/stack";
+import type { GpuPool, ValidationConfig } from "../../../config";
 import type { CatalogVariant } from "../../../config/catalog";
 import type { Plan, PlannedResource } from "../../../scripts/lib/plan-runtime";
 import { runPlan } from "../../../scripts/lib/plan-runtime";

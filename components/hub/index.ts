@@ -1,0 +1,5 @@
+export * from "./hub-values";
+export * from "./jupyter-hub";
+export * from "./kubespawner";
+export * from "./pre-puller";
+export * from "./profiles";

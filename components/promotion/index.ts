@@ -1,0 +1,3 @@
+export * from "./copy";
+export * from "./promoted-image";
+export * from "./release-tag";

@@ -1,0 +1,3 @@
+export * from "./ecr";
+export * from "./local-registry";
+export * from "./registry-repository";

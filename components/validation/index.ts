@@ -1,0 +1,3 @@
+export * from "./gpu-validation-suite";
+export * from "./gpu-validation";
+export * from "./validation-job";

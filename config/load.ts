@@ -1,0 +1,213 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "../lib/problems";
+import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
+import { PROJECT_ROOT } from "../lib/paths";
+import { loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
+import { validateIgnoreFile } from "../components/supply-chain/trivy";
+import { loadCatalog } from "./catalog";
+import { resolveImageSpecs } from "./images";
+import { environmentProblems } from "./rules";
+import { resolvePools } from "./pools";
+import { perUserProblems, resolveUsers } from "./users";
+import { type Environment, ENVIRONMENTS, type RawConfig, type StackConfig, stackSchema } from "./schema";
+
+/**
+ * Loading and cross-checking (issue #10: `config/` holds everything decided before any resource exists). The stack
+ * file and the catalog are parsed together and every problem is reported at once, as one ConfigError.
+ */
+
+const SECRET_KEYS = ["kubeconfig", "jupyterhubSecrets"] as const;
+
+function decode(value: string): unknown {
+  const trimmed = value.trim();
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+const KNOWN_KEYS = Object.keys(stackSchema.shape);
+
+/** Parses and cross-checks a stack's configuration. Throws one ConfigError listing every problem. */
+export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig" | "jupyterhubSecrets"> & {
+  kubeconfig?: string;
+  jupyterhubSecrets: Record<string, string>;
+} {
+  const ns = `${raw.project}:`;
+  const problems: Problem[] = [];
+  const input: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw.values)) input[key] = decode(value);
+  for (const key of SECRET_KEYS) {
+    if (input[key] !== undefined && !raw.secretKeys.has(key)) {
+      problems.push({
+        path: `${ns}${key}`,
+        message: `holds a secret but is stored in plain text. Set it with \`pulumi config set --secret ${ns}${key} …\` (and remove the plain value).`,
+      });
+    }
+  }
+  const isSecret = (p: readonly PropertyKey[]) => SECRET_KEYS.includes(p[0] as (typeof SECRET_KEYS)[number]);
+  const parsed = stackSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) {
+    // Top-level unknown keys are separate Pulumi config keys: report them under their own name, with the value.
+    for (const issue of parsed.error.issues) {
+      if (issue.code === "unrecognized_keys" && issue.path.length === 0) {
+        for (const k of issue.keys) {
+          problems.push({
+            path: `${ns}${k}`,
+            message: `is not a setting of this program.${didYouMean(k, KNOWN_KEYS) || ` Known settings: ${KNOWN_KEYS.join(", ")}.`} Remove it or correct the spelling.`,
+            received: renderReceived(input[k]),
+          });
+        }
+      }
+    }
+    const nested = parsed.error.issues.filter((i) => !(i.code === "unrecognized_keys" && i.path.length === 0));
+    problems.push(...zodProblems(new z.ZodError(nested), ns, { isSecret }));
+    throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
+  }
+  const c = parsed.data;
+  const stackIsEnvironment = (ENVIRONMENTS as readonly string[]).includes(raw.stack);
+  const environment: Environment | undefined = c.environment ?? (stackIsEnvironment ? (raw.stack as Environment) : undefined);
+  if (environment === undefined) {
+    problems.push({
+      path: `${ns}environment`,
+      message: `is required for a stack not named local, dev or prod. Set it to "local", "dev" or "prod".`,
+    });
+    throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
+  }
+  const mode = c.mode ?? (environment === "prod" ? "promote" : "build");
+  const at = (key: string, message: string, received?: unknown) =>
+    problems.push({ path: `${ns}${key}`, message, ...(received !== undefined ? { received: renderReceived(received) } : {}) });
+
+  problems.push(...environmentProblems(c, environment, mode, ns));
+  const catalogFile = path.resolve(raw.projectRoot, c.catalogPath);
+  const { catalog, problems: catalogProblems } = loadCatalog(catalogFile, {
+    repositoryPrefix: c.registry.repositoryPrefix,
+    requireDigests: environment !== "local",
+    displayPath: c.catalogPath,
+  });
+  problems.push(...catalogProblems);
+  if (!catalog) throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
+
+  const byName = new Map(catalog.variants.map((v) => [v.name, v]));
+  const names = [...byName.keys()];
+  for (const [name, override] of Object.entries(c.variants)) {
+    if (!byName.has(name)) at(`variants.${name}`, `names no catalog variant.${didYouMean(name, names) || ` Catalog variants: ${names.join(", ")}.`}`, name);
+    override.excludePools.forEach((p, i) => {
+      if (!c.gpuPools.some((pool) => pool.name === p)) {
+        at(`variants.${name}.excludePools[${i}]`, `names no GPU pool.${didYouMean(p, c.gpuPools.map((x) => x.name)) || " Use a name from gpuPools."}`, p);
+      }
+    });
+  }
+  const variants = catalog.variants.filter((v) => c.variants[v.name]?.enabled ?? true);
+
+  const poolsByVariant = resolvePools(c, variants, ns, problems);
+  const users = resolveUsers(c, { byName, names, variants }, ns, problems);
+  // The scan gate's ignore file: every entry states why and expires (issue #4), checked before anything runs.
+  if (c.scan.scanner === "trivy") {
+    const ignorePath = path.resolve(raw.projectRoot, c.scan.ignoreFile);
+    if (!fs.existsSync(ignorePath)) at("scan.ignoreFile", "does not exist. Create it (`vulnerabilities: []` when nothing is ignored) or fix the path.", c.scan.ignoreFile);
+    else problems.push(...validateIgnoreFile(fs.readFileSync(ignorePath, "utf8"), c.scan.ignoreFile, new Date()));
+  }
+  // The stack's own hub values must pass the chart's schema now, not as a Helm failure at deploy time (issue #6).
+  if (c.jupyterhub.enabled) {
+    for (const message of validateHubValues(mergeHubValues(loadChartDefaults(), c.jupyterhub.values, {}))) {
+      const [where, ...rest] = message.split(": ");
+      problems.push({ path: `${ns}jupyterhub.values.${where}`, message: `${rest.join(": ")}. Fix the value; it must satisfy the zero-to-jupyterhub ${c.jupyterhub.chartVersion} chart schema.` });
+    }
+  }
+  const perUserContext = path.join(path.dirname(catalogFile), "per-user");
+  problems.push(...perUserProblems(users, perUserContext, raw.projectRoot, ns));
+  for (const name of Object.keys(c.promotion.images)) {
+    if (!byName.has(name) && !users.some((u) => u.id === name)) {
+      at(`promotion.images.${name}`, `names no catalog variant or user image.${didYouMean(name, names) || ""} Re-run \`npm run promote\`.`, name);
+    }
+  }
+
+  // The charts' own images (issue standard: every image reaching Kubernetes pinned by digest). A malformed pin file
+  // is an error; an image still without a digest is listed as a warning until `npm run pin-chart-images` has run on a
+  // machine with registry access (docs/chart-images.md), since only such a machine can resolve it.
+  let chartImages: ChartImages | undefined;
+  try {
+    chartImages = loadChartImages(path.join(raw.projectRoot, "images", "chart-images.yaml"));
+  } catch (e) {
+    if (!ConfigError.is(e)) throw e;
+    problems.push(...e.problems);
+  }
+  const chartImageWarnings =
+    chartImages !== undefined && environment !== "local"
+      ? chartImageProblems(chartImages, {
+          ...(c.jupyterhub.enabled ? { jupyterhub: c.jupyterhub.chartVersion } : {}),
+          ...(c.admission.installKyverno && c.signing.mode !== "none" ? { kyverno: c.admission.kyvernoChartVersion } : {}),
+        })
+      : [];
+  // A version mismatch is an error: pins of another chart version say nothing about the one deployed.
+  problems.push(...chartImageWarnings.filter((p) => p.path.endsWith(".version")));
+
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
+
+  const validationMode = c.validation.mode ?? (environment === "local" ? "cpu" : "gpu");
+  const { mode: _m, ...validationRest } = c.validation;
+  const resolved = {
+    project: raw.project,
+    stack: raw.stack,
+    environment,
+    mode,
+    projectRoot: raw.projectRoot,
+    catalog,
+    variants,
+    registry: c.registry,
+    cluster: c.cluster,
+    ...(c.kubeconfig !== undefined ? { kubeconfig: c.kubeconfig } : {}),
+    gpuPools: c.gpuPools,
+    poolsByVariant,
+    signing: c.signing,
+    scan: c.scan,
+    admission: c.admission,
+    validation: { ...validationRest, mode: validationMode },
+    jupyterhub: c.jupyterhub,
+    jupyterhubSecrets: c.jupyterhubSecrets,
+    users,
+    promotion: c.promotion,
+    source: c.source,
+    perUserContext,
+    chartImages: chartImages!,
+    warnings: chartImageWarnings.filter((p) => !p.path.endsWith(".version")),
+  };
+  return { ...resolved, images: resolveImageSpecs(resolved) };
+}
+
+/**
+ * Reads this stack's configuration from the Pulumi runtime, once. Secret values are wrapped as Pulumi secrets here,
+ * the only place that sees them in plain form.
+ */
+export function loadStackConfig(projectRoot: string = PROJECT_ROOT): StackConfig {
+  const project = pulumi.getProject();
+  const ns = `${project}:`;
+  const values: Record<string, string> = {};
+  const secretKeys = new Set<string>();
+  for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!key.startsWith(ns)) continue;
+    const short = key.slice(ns.length);
+    values[short] = value;
+    if (isConfigSecret(key)) secretKeys.add(short);
+  }
+  const { kubeconfig, jupyterhubSecrets, ...parsed } = parseStackConfig({ project, stack: pulumi.getStack(), projectRoot, values, secretKeys });
+  return {
+    ...parsed,
+    ...(kubeconfig !== undefined ? { kubeconfig: pulumi.secret(kubeconfig) } : {}),
+    jupyterhubSecrets: Object.fromEntries(Object.entries(jupyterhubSecrets).map(([k, v]) => [k, pulumi.secret(v)])),
+  };
+}
+
+function isConfigSecret(key: string): boolean {
+  // @pulumi/pulumi keeps the list of secret keys in the runtime config store (runtime/config.js isConfigSecret).
+  const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (k: string) => boolean };
+  return runtimeConfig.isConfigSecret?.(key) ?? false;
+}

@@ -1,0 +1,236 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { PROJECT_ROOT } from "../lib/paths";
+import { z } from "zod";
+import type { ImageSpec } from "./images";
+import { type Catalog, type CatalogVariant, loadCatalog } from "./catalog";
+import { type GpuPool, gpuPoolSchema } from "../lib/gpu-pool";
+import { type RegistryConfig, registrySchema } from "../lib/registry";
+export type { GpuPool, Toleration } from "../lib/gpu-pool";
+export { DEFAULT_LOCAL_REGISTRY_IMAGE, type EcrRegistryConfig, type LocalRegistryConfig, type RegistryConfig } from "../lib/registry";
+import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
+import { checkPoolCompatibility, GPU_DATASHEETS } from "../lib/cuda";
+import { loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
+import { validateIgnoreFile } from "../components/supply-chain/trivy";
+import { parseImageRef } from "../lib/image-ref";
+import { isValidRepositoryName, sanitizeLogin, userRepositoryName } from "../lib/naming";
+import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "../lib/problems";
+import { dnsLabel, sha256Digest, strictObject } from "../lib/zod-util";
+
+/**
+ * The stack configuration's schema and types. Every stack key, parsed once with zod into typed data (issue #2). Components receive this data and never read
+ * pulumi.Config (GUIDE §3.5). Each top-level key is one Pulumi config key under the `workbench-images:` namespace;
+ * objects are structured config (`pulumi config set --path 'workbench-images:registry.region' us-east-1`).
+ * Later issues extend the schema by adding keys to `stackSchema`.
+ */
+
+export const PROJECT = "workbench-images";
+export const ENVIRONMENTS = ["local", "dev", "prod"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** Kubernetes contexts that name a cluster on the user's own machine (kind, k3d, minikube, desktop distributions). */
+export const LOCAL_CONTEXT = /^(kind-.+|k3d-.+|minikube|docker-desktop|rancher-desktop|orbstack|colima(-.+)?)$/;
+
+const cluster = strictObject({
+  /** Context name inside the kubeconfig. With a `kubeconfig` secret, selects a context in it. */
+  context: z.string().min(1).optional(),
+  /** Path of the kubeconfig file holding `context`; never the ambient KUBECONFIG variable. */
+  kubeconfigPath: z.string().min(1).default("~/.kube/config"),
+});
+
+const signing = z.discriminatedUnion(
+  "mode",
+  [
+    strictObject({ mode: z.literal("none") }),
+    strictObject({
+      mode: z.literal("cosign-kms"),
+      /** KMS alias of the stack's signing key, created by this program. */
+      keyAlias: z.string().regex(/^alias\/[A-Za-z0-9/_-]+$/, { error: 'must be a KMS alias such as "alias/workbench-images-dev".' }),
+      /** IAM role ARNs allowed to sign (the deploying role); nobody else may use the key. */
+      signerRoleArns: z
+        .array(z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, { error: "must be an IAM role ARN." }))
+        .min(1),
+      /** Upload signatures to the public Rekor transparency log. Off for private registries: see README. */
+      tlogUpload: z.boolean().default(false),
+      cosignVersion: z.string().default("v2.5.3"),
+    }),
+  ],
+  { error: (iss) => (iss.code === "invalid_union" ? 'needs mode: "cosign-kms" or mode: "none".' : undefined) },
+);
+
+const scan = strictObject({
+  scanner: z.enum(["trivy", "none"]).default("trivy"),
+  severities: z.array(z.enum(["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"])).min(1).default(["CRITICAL", "HIGH"]),
+  /** Trivy ignore file (YAML) relative to the project root; every entry needs an expiry and a statement. */
+  ignoreFile: z.string().default(".trivyignore.yaml"),
+});
+
+const admission = strictObject({
+  /** Install Kyverno from its Helm chart; false when the cluster already runs it. */
+  installKyverno: z.boolean().default(true),
+  kyvernoChartVersion: z.string().default("3.5.2"),
+  kyvernoNamespace: dnsLabel.default("kyverno"),
+});
+
+const validation = strictObject({
+  namespace: dnsLabel.default("workbench-validation"),
+  /** `gpu` runs every check on GPU nodes; `cpu` (local stack, CI) runs what needs no GPU. */
+  mode: z.enum(["gpu", "cpu"]).optional(),
+  matmulFraction: z.number().gt(0).max(1).default(0.7),
+  bandwidthFraction: z.number().gt(0).max(1).default(0.8),
+  /** The Job's activeDeadlineSeconds; Pulumi's create timeout is set a little longer. */
+  deadlineSeconds: z.number().int().min(60).max(7200).default(900),
+  backoffLimit: z.number().int().min(0).max(3).default(1),
+  shmSize: z.string().regex(/^\d+(Mi|Gi)$/, { error: 'must be a quantity like "8Gi".' }).default("8Gi"),
+});
+
+const jupyterhub = strictObject({
+  enabled: z.boolean().default(true),
+  namespace: dnsLabel.default("jupyterhub"),
+  releaseName: dnsLabel.default("jupyterhub"),
+  chartVersion: z.string().default("4.4.0"),
+  chartRepository: z.string().url().default("https://hub.jupyter.org/helm-chart/"),
+  timeoutSeconds: z.number().int().min(60).max(3600).default(900),
+  /** The stack's own chart values; generated values (profileList, pre-puller, extraConfig) are merged over them. */
+  values: z.record(z.string(), z.unknown()).default({}),
+  prePuller: z.boolean().default(true),
+});
+
+const user = strictObject({
+  login: z.string().min(1),
+  uid: z.number().int(),
+  gid: z.number().int(),
+  project: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, { error: "must be lowercase letters and digits joined by '.', '_' or '-'." }),
+  baseVariant: z.string().min(1),
+  sudo: z.boolean().default(false),
+});
+
+const promotedImage = strictObject({
+  /** The digest dev validated; the copy in prod keeps it. */
+  digest: sha256Digest,
+  /** Where dev pushed it: repository@sha256:… */
+  source: z.string().refine((s) => parseImageRef(s)?.digest !== undefined, { error: "must be repository@sha256:<digest>." }),
+  /** Pools dev validated it on (informational; prod validates again on its own pools). */
+  validatedPools: z.array(z.string()).default([]),
+});
+
+const promotion = strictObject({
+  from: z.string().min(1).default("dev"),
+  /** Written by `npm run promote`: variant → digest to copy. Review it in the pull request. */
+  images: z.record(z.string(), promotedImage).default({}),
+});
+
+const variantOverride = strictObject({
+  /** Pools this variant is never validated on or offered on (e.g. a driver too old for its CUDA). */
+  excludePools: z.array(z.string()).default([]),
+  /** false: the variant is skipped in this stack entirely. */
+  enabled: z.boolean().default(true),
+});
+
+const source = strictObject({
+  url: z.string().url().default("https://github.com/workbench-images/workbench-images"),
+  /** VCS revision for `org.opencontainers.image.revision`; default: the variant's content hash. */
+  revision: z.string().optional(),
+});
+
+export const stackSchema = strictObject({
+  environment: z.enum(ENVIRONMENTS).optional(),
+  mode: z.enum(["build", "promote"]).optional(),
+  catalogPath: z.string().min(1).default("images/catalog.yaml"),
+  registry: registrySchema,
+  cluster: cluster.default({ kubeconfigPath: "~/.kube/config" }),
+  /** Secret: a whole kubeconfig (`pulumi config set --secret workbench-images:kubeconfig < file`). */
+  kubeconfig: z.string().min(1).optional(),
+  gpuPools: z.array(gpuPoolSchema).default([]),
+  signing: signing.default({ mode: "none" }),
+  scan: scan.default({ scanner: "trivy", severities: ["CRITICAL", "HIGH"], ignoreFile: ".trivyignore.yaml" }),
+  admission: admission.default({ installKyverno: true, kyvernoChartVersion: "3.5.2", kyvernoNamespace: "kyverno" }),
+  validation: validation.default({
+    namespace: "workbench-validation",
+    matmulFraction: 0.7,
+    bandwidthFraction: 0.8,
+    deadlineSeconds: 900,
+    backoffLimit: 1,
+    shmSize: "8Gi",
+  }),
+  jupyterhub: jupyterhub.default({
+    enabled: true,
+    namespace: "jupyterhub",
+    releaseName: "jupyterhub",
+    chartVersion: "4.4.0",
+    chartRepository: "https://hub.jupyter.org/helm-chart/",
+    timeoutSeconds: 900,
+    values: {},
+    prePuller: true,
+  }),
+  /** Secret chart values by dotted path (`hub.config.GitHubOAuthenticator.client_secret`): never in plain config. */
+  jupyterhubSecrets: z.record(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/), z.string()).default({}),
+  users: z.array(user).default([]),
+  promotion: promotion.default({ from: "dev", images: {} }),
+  variants: z.record(z.string(), variantOverride).default({}),
+  source: source.default({ url: "https://github.com/workbench-images/workbench-images" }),
+});
+
+export type StackInput = z.infer<typeof stackSchema>;
+export type SigningConfig = StackInput["signing"];
+export type ScanConfig = StackInput["scan"];
+export type AdmissionConfig = StackInput["admission"];
+export type JupyterHubConfig = StackInput["jupyterhub"];
+export type PromotionConfig = StackInput["promotion"];
+export type PromotedImage = z.infer<typeof promotedImage>;
+export type ValidationConfig = Omit<StackInput["validation"], "mode"> & { mode: "gpu" | "cpu" };
+
+/** A configured user with the names derived from its login (seed 002). */
+export interface UserConfig extends z.infer<typeof user> {
+  /** Sanitized Linux username baked into the image. */
+  username: string;
+  /** `<prefix>-<uid>/<project>`, the per-user namespace of seed 002. */
+  repositoryName: string;
+  /** Stable id of the image: `user-<username>-<project>`. */
+  id: string;
+}
+
+/** Everything the program needs, parsed and cross-checked. Plain data except the two secrets. */
+export interface StackConfig {
+  /** The resolved model: every image this stack builds or copies, bases before the images built on them. */
+  images: ImageSpec[];
+  project: string;
+  stack: string;
+  environment: Environment;
+  mode: "build" | "promote";
+  projectRoot: string;
+  catalog: Catalog;
+  /** Variants this stack handles (catalog order; disabled ones dropped). */
+  variants: CatalogVariant[];
+  registry: RegistryConfig;
+  cluster: { context?: string; kubeconfigPath: string };
+  kubeconfig?: pulumi.Output<string>;
+  gpuPools: GpuPool[];
+  /** GPU variant name → the pools it is validated and offered on (compatible and not excluded). */
+  poolsByVariant: Record<string, GpuPool[]>;
+  signing: SigningConfig;
+  scan: ScanConfig;
+  admission: AdmissionConfig;
+  validation: ValidationConfig;
+  jupyterhub: JupyterHubConfig;
+  jupyterhubSecrets: Record<string, pulumi.Output<string>>;
+  users: UserConfig[];
+  promotion: PromotionConfig;
+  source: { url: string; revision?: string };
+  /** The per-user layer's build context, `per-user/` beside the catalog (seed 002). */
+  perUserContext: string;
+  /** The Helm charts' own images, pinned by digest where a digest is known. */
+  chartImages: ChartImages;
+  /** What is not wrong enough to stop the stack but must be seen (printed by the program as warnings). */
+  warnings: Problem[];
+}
+
+/** Raw input: config values by key without the namespace, as Pulumi stores them (structured values as JSON text). */
+export interface RawConfig {
+  project: string;
+  stack: string;
+  projectRoot: string;
+  values: Record<string, string>;
+  secretKeys: ReadonlySet<string>;
+}
