@@ -12,7 +12,7 @@ export const ROOT = PROJECT_ROOT;
 
 // index.ts exports the program as a function, so one import serves every run (no module-cache resets).
 let programPromise: Promise<() => unknown> | undefined;
-function loadProgram(): Promise<() => unknown> {
+export function loadProgram(): Promise<() => unknown> {
   programPromise ??= import(path.join(ROOT, "index.ts")).then((mod: { default?: () => unknown }) => (mod.default ?? mod) as () => unknown);
   return programPromise;
 }
