@@ -238,7 +238,7 @@ export function chartImageValues(chart: ChartName, images: ChartImages, override
 /**
  * What stops a stack from deploying the charts with pinned images: the pin file's chart version differs from the
  * version the stack installs, or an image has no digest. `deployed` names only the charts this stack installs
- * (e.g. `{ jupyterhub: "4.4.0", kyverno: "3.5.2" }`); config.ts calls it for dev and prod.
+ * (e.g. `{ jupyterhub: "4.4.0", kyverno: "3.5.2" }`); config/ calls it for dev and prod.
  */
 export function chartImageProblems(images: ChartImages, deployed: Partial<Record<ChartName, string>>): Problem[] {
   const problems: Problem[] = [];
@@ -328,7 +328,7 @@ function pinSites(doc: Document): PinSite[] {
 /**
  * Appends the digest each `repository:tag` resolves to now (with `refresh`, also moves existing pins to the tag's
  * current digest), splicing only the reference scalars so comments and layout stay. The file must be valid first;
- * any problem (an invalid file, a resolver error) changes nothing. `resolve` is lib/pin-bases.ts skopeoResolver()
+ * any problem (an invalid file, a resolver error) changes nothing. `resolve` is scripts/lib/pin-bases.ts skopeoResolver()
  * on a workstation, a table in tests.
  */
 export async function pinChartImagesText(

@@ -133,7 +133,7 @@ function display(file: string): string {
 }
 
 /**
- * The new stack file must still be a valid configuration of this program, as far as the promotion goes: config.ts
+ * The new stack file must still be a valid configuration of this program, as far as the promotion goes: config/
  * checks that each promoted name is a catalog variant or a user image of the target stack. Problems elsewhere in the
  * file are not promote's to judge (and may be fixed in the same pull request); they are reported as a note.
  */

@@ -1,6 +1,6 @@
 # workbench-images:profile-filter
 #
-# Rendered into the z2jh chart's hub.extraConfig by renderProfileFilterConfig() in lib/profiles.ts, which replaces the
+# Rendered into the z2jh chart's hub.extraConfig by renderProfileFilterConfig() in components/hub/profiles.ts, which replaces the
 # two r'''...''' literals below with the profile list and the owner map as JSON. Edit this file, not a rendered copy.
 #
 # Every user is offered the shared profiles; a personal profile (seed 002: one image per user and project, with the

@@ -342,7 +342,7 @@ function compare(a: string, b: string): number {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The hub side: hub/profile_filter.py with the data embedded
+// The hub side: components/hub/profile_filter.py with the data embedded
 // ---------------------------------------------------------------------------------------------------------------
 
 /** First line of the rendered extraConfig; validateHubValues() uses it to find our filter. */
@@ -372,7 +372,7 @@ function pythonSafeJson(value: unknown[] | Record<string, unknown>): string {
 }
 
 /**
- * The Python for z2jh `hub.extraConfig`: hub/profile_filter.py with `profiles` and `owners` embedded as JSON. It sets
+ * The Python for z2jh `hub.extraConfig`: components/hub/profile_filter.py with `profiles` and `owners` embedded as JSON. It sets
  * `c.KubeSpawner.profile_list` to a callable that returns, for the spawning user, every profile not in `owners` plus
  * those `owners` assigns to that user: an owner login is lowercased as JupyterHub's default normalize_username does and
  * must then equal `spawner.user.name` exactly (a hub with another username normalization, such as username_map, must

@@ -17,7 +17,7 @@ const CREDS_ENV = "RELEASE_REGISTRY_CREDS";
 
 /**
  * Tags a digest that JupyterHub offers as `release-<12 hex>` in its own repository. The ECR lifecycle policy never
- * expires release-* tags (lib/ecr.ts), so an image users run is never deleted by the build-retention rule however many
+ * expires release-* tags (components/registry/ecr.ts), so an image users run is never deleted by the build-retention rule however many
  * builds follow. Tagging is a copy within one repository: no blob moves, the digest is preserved, and the script skips
  * the push when the tag already holds the digest (immutable tags refuse a second push).
  */

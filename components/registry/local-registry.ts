@@ -7,7 +7,7 @@ import { parseImageRef } from "../../lib/image-ref";
 export const LOCAL_REGISTRY_HOST = "local-registry";
 
 export interface LocalRegistryArgs {
-  /** The local stack's registry settings (config.ts `registry` with kind: local). */
+  /** The local stack's registry settings (config/ `registry` with kind: local). */
   registry: LocalRegistryConfig;
   /**
    * Name of the docker volume holding the registry's storage.

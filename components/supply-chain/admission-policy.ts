@@ -17,7 +17,7 @@ export interface AdmissionSettings {
 export interface AdmissionPolicyArgs {
   /** admission.*: whether to install Kyverno, its chart version and namespace. */
   admission: AdmissionSettings;
-  /** Image reference patterns that must be signed (lib/kyverno.ts imageReferencePatterns). */
+  /** Image reference patterns that must be signed (components/supply-chain/kyverno.ts imageReferencePatterns). */
   imageReferences: string[];
   /** Namespaces this program runs pods in: the validation and JupyterHub namespaces. */
   namespaces: string[];

@@ -15,7 +15,7 @@ export interface ScanGateArgs {
   ignoreFile: string;
   /** Severities that fail the gate (scan.severities). @default ["CRITICAL", "HIGH"] */
   severities?: TrivySeverity[];
-  /** Leave out findings with no fixed version. @default true (see lib/trivy.ts) */
+  /** Leave out findings with no fixed version. @default true (see components/supply-chain/trivy.ts) */
   ignoreUnfixed?: boolean;
   /** Pull credentials (ECR); the password must be a Pulumi secret. @default none: Trivy's own keychain (local registry) */
   credentials?: Pick<RegistryCredentials, "username" | "password">;

@@ -22,7 +22,7 @@ export interface SigningPolicyArgs {
 
 /**
  * Signs one pushed digest with cosign and the stack's KMS key (issue #4). The signature lands in the image's own
- * repository under `sha256-<hex>.sig`, a tag the ECR repositories exempt from immutability (lib/ecr.ts) so that a
+ * repository under `sha256-<hex>.sig`, a tag the ECR repositories exempt from immutability (components/registry/ecr.ts) so that a
  * second signature of the same digest (a re-run, a key rotation) can be pushed. `signedRef` is the same string as
  * `ref`, resolved only after signing succeeded.
  */

@@ -8,7 +8,7 @@ import { parseImageRef, pinnedRef } from "../../lib/image-ref";
 
 /**
  * The GPU validation Job of issue #5 as plain data: its name, its check command line and the whole batch/v1 Job
- * object, built from resolved strings. No Pulumi resources here; components/gpu-validation.ts wraps the result.
+ * object, built from resolved strings. No Pulumi resources here; components/validation/gpu-validation.ts wraps the result.
  */
 
 /** Where the check ConfigMap (images/checks/) is mounted; gpu_check.py finds datasheets.json beside itself. */
@@ -34,7 +34,7 @@ export const CREATE_TIMEOUT_MARGIN_SECONDS = 300;
  */
 export const CPU_MODE_PRODUCT = "NVIDIA-H100-80GB-HBM3";
 if (!Object.prototype.hasOwnProperty.call(GPU_DATASHEETS, CPU_MODE_PRODUCT)) {
-  throw new Error(`lib/validation-job.ts: CPU_MODE_PRODUCT ${CPU_MODE_PRODUCT} is not a row of images/checks/datasheets.json; pick one that is.`);
+  throw new Error(`components/validation/validation-job.ts: CPU_MODE_PRODUCT ${CPU_MODE_PRODUCT} is not a row of images/checks/datasheets.json; pick one that is.`);
 }
 
 /** Modest requests: the check is short and bursty; GPU nodes have far more, and requests only place the pod. */

@@ -177,7 +177,7 @@ export function stackFileStyle(text: string): { options: ToStringOptions; exact:
 
 /**
  * Writes the promotions into prod's stack file text: config["workbench-images:promotion"] = { from, images: {
- * <variant>: { digest, source, validatedPools } } } (config.ts `promotion`). Uses the yaml library's document API
+ * <variant>: { digest, source, validatedPools } } } (config/ `promotion`). Uses the yaml library's document API
  * so every comment and the order of every key survive; promoted variants' entries are replaced whole, other
  * entries are left as they are, new variants are appended. Throws on a file that is not a stack file.
  */

@@ -156,7 +156,7 @@ describe(POLICY_NAMES.ecrImmutableTags, () => {
     expect(checkEcrImmutableTags(ECR, ecrRepository())).toEqual([]);
   });
 
-  it("accepts the exclusion filters the program takes from lib/ecr.ts", () => {
+  it("accepts the exclusion filters the program takes from components/registry/ecr.ts", () => {
     const props = { imageTagMutability: "IMMUTABLE_WITH_EXCLUSION", imageTagMutabilityExclusionFilters: MUTABLE_TAG_FILTERS };
     expect(MUTABLE_TAG_FILTERS.length).toBeGreaterThan(0);
     expect(checkEcrImmutableTags(ECR, props)).toEqual([]);

@@ -124,7 +124,7 @@ describe("npm run promote", () => {
     expectUntouched(["outputs.json"]);
   });
 
-  it("refuses a validated image the prod stack does not know (config.ts's own check), writing nothing", async () => {
+  it("refuses a validated image the prod stack does not know (config/'s own check), writing nothing", async () => {
     const { stackFile, writeOutputs, expectUntouched } = workspace();
     const d = `sha256:${hex("6")}`;
     const outputs = writeOutputs({

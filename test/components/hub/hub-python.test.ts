@@ -1,5 +1,5 @@
 /**
- * The hub's Python for real: hub/profile_filter.py, rendered with data by renderProfileFilterConfig(), run by python3
+ * The hub's Python for real: components/hub/profile_filter.py, rendered with data by renderProfileFilterConfig(), run by python3
  * the way z2jh runs hub.extraConfig, against a stand-in `c` and spawner (test/fixtures/profile_filter_harness.py).
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -76,7 +76,7 @@ function runHarness(file: string, mode: "module" | "split", users: string[]): Ha
   return JSON.parse(out) as HarnessResult;
 }
 
-describe("hub/profile_filter.py", () => {
+describe("components/hub/profile_filter.py", () => {
   it("compiles as it is in the repository", () => {
     const result = spawnSync(PYTHON, ["-m", "py_compile", PROFILE_FILTER_PATH], { encoding: "utf8", env: { ...process.env, PYTHONPYCACHEPREFIX: dir } });
     expect(result.stderr).toBe("");

@@ -357,7 +357,7 @@ describe("renderProfileList output validates", () => {
 describe("renderProfileFilterConfig", () => {
   const rendered = renderProfileList(input([cpu], [alice]));
 
-  it("embeds the profiles and owners into hub/profile_filter.py, one entry per line", () => {
+  it("embeds the profiles and owners into components/hub/profile_filter.py, one entry per line", () => {
     const text = renderProfileFilterConfig(rendered.profiles, rendered.owners);
     expect(text.startsWith(`${PROFILE_FILTER_MARKER}\n`)).toBe(true);
     expect(text).toContain(`_workbench_profiles_json = r'''[\n${JSON.stringify(rendered.profiles[0])},\n`);

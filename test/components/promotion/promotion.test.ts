@@ -465,7 +465,7 @@ describe("applyPromotions", () => {
     expect(applyPromotions(PROD_EXPECTED, FIXTURE_PROMOTIONS, "dev")).toBe(PROD_EXPECTED);
   });
 
-  it("produces a stack file config.ts accepts, with exactly the promotion it holds", () => {
+  it("produces a stack file config/ accepts, with exactly the promotion it holds", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-promo-cfg-"));
     try {
       const file = path.join(dir, "Pulumi.prod.yaml");

@@ -1,5 +1,5 @@
 /**
- * GpuValidationSuite under Pulumi's mock runtime (lib/plan-runtime.ts runPlan with our own program): which Jobs
+ * GpuValidationSuite under Pulumi's mock runtime (scripts/lib/plan-runtime.ts runPlan with our own program): which Jobs
  * exist, how they are chained into lanes per pool, and which resources each one and each validatedRef waits for.
  */
 import * as path from "node:path";

@@ -1,5 +1,5 @@
 /**
- * The validation Job as plain data (lib/validation-job.ts): exact objects, names, the Kubernetes schema, and the
+ * The validation Job as plain data (components/validation/validation-job.ts): exact objects, names, the Kubernetes schema, and the
  * command line against the real images/checks/gpu_check.py argparse (run by Debian's /usr/bin/python3, which has
  * CPU torch: the same cpu-mode run a local stack's Job makes).
  */
