@@ -6,6 +6,9 @@
 import type { TestProject } from "vitest/node";
 import { makeStateDir, signalEngineSync, stopEngine } from "./support/engine";
 
+/** Kept back from teardownTimeout for vitest's own closing after this teardown. */
+const TEARDOWN_RESERVE_MS = 2_000;
+
 export default function setup(project: TestProject): () => Promise<void> {
   const stateDir = makeStateDir();
   project.provide("workbenchEngineStateDir", stateDir);
@@ -13,7 +16,11 @@ export default function setup(project: TestProject): () => Promise<void> {
   const onExit = (): void => signalEngineSync(stateDir);
   process.once("exit", onExit);
   return async () => {
+    // vitest calls process.exit() teardownTimeout (10 s by default) after it starts closing, whether this teardown
+    // has finished or not: stop within that, and keep the exit handler until done so a cut-short stop still
+    // SIGTERMs the daemons.
+    const teardownMs = project.globalConfig.teardownTimeout;
+    await stopEngine(stateDir, Math.max(1_000, teardownMs - TEARDOWN_RESERVE_MS));
     process.removeListener("exit", onExit);
-    await stopEngine(stateDir);
   };
 }

@@ -12,15 +12,28 @@ export interface CmdResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Set when runCommand killed it for running past `timeoutMs` (the value it ran under). */
+  timedOutAfterMs?: number;
 }
+
+/** runCommand's limit when the caller names none. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
+/** After a timeout kill, how long runCommand waits for the output pipes to close before it stops reading them. */
+export const KILL_GRACE_MS = 5_000;
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   /** Written to stdin, then stdin is closed. @default stdin is closed at once */
   input?: string | Buffer;
-  /** Killed with SIGKILL after this long; the result then has signal SIGKILL. @default 300_000 */
+  /** Killed with SIGKILL after this long; the result then has signal SIGKILL and timedOutAfterMs. @default 300_000 */
   timeoutMs?: number;
+  /**
+   * Run it in a process group of its own and SIGKILL the whole group on timeout. For commands that fork workers
+   * which would otherwise outlive the kill (debootstrap's wget, dpkg and chroot keep writing into the rootfs).
+   * @default only the process itself is killed
+   */
+  killGroup?: boolean;
 }
 
 /** Runs `file args...` without a shell and collects its output. Never rejects for a non-zero exit. */
@@ -30,12 +43,31 @@ export function runCommand(file: string, args: readonly string[], opts: RunOptio
       env: opts.env ?? process.env,
       cwd: opts.cwd,
       stdio: ["pipe", "pipe", "pipe"],
+      detached: opts.killGroup === true,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));
     child.stderr.on("data", (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 300_000);
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (opts.killGroup === true && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+          return;
+        } catch {
+          // the group is gone already; fall through to the process itself
+        }
+      }
+      child.kill("SIGKILL");
+      // 'close' waits for every holder of the output pipes; a grandchild outside the group could hold them forever.
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, KILL_GRACE_MS).unref();
+    }, timeoutMs);
     child.on("error", (e) => {
       clearTimeout(timer);
       reject(new Error(`could not start ${file}: ${e.message}`));
@@ -47,6 +79,7 @@ export function runCommand(file: string, args: readonly string[], opts: RunOptio
         signal,
         stdout: Buffer.concat(out).toString("utf8"),
         stderr: Buffer.concat(err).toString("utf8"),
+        ...(timedOut ? { timedOutAfterMs: timeoutMs } : {}),
       });
     });
     child.stdin.on("error", () => undefined); // the child may exit before reading stdin
@@ -58,8 +91,11 @@ export function runCommand(file: string, args: readonly string[], opts: RunOptio
 export function mustSucceed(result: CmdResult, what: string): CmdResult {
   if (result.code === 0) return result;
   const tail = (s: string): string => s.trimEnd().split("\n").slice(-25).join("\n");
+  const how = result.timedOutAfterMs !== undefined
+    ? `timed out after ${result.timedOutAfterMs / 1000} s and was killed`
+    : `exit ${result.code ?? "none"}${result.signal ? `, signal ${result.signal}` : ""}`;
   throw new Error(
-    `${what} failed (exit ${result.code ?? "none"}${result.signal ? `, signal ${result.signal}` : ""})\n` +
+    `${what} failed (${how})\n` +
       `--- stderr ---\n${tail(result.stderr)}\n--- stdout ---\n${tail(result.stdout)}`,
   );
 }
@@ -145,12 +181,18 @@ export function pidsMentioning(needle: string): number[] {
   return found;
 }
 
+/** removeTree's limit for unmounting and deleting together (it was 30 s per mount plus 120 s for rm). */
+export const REMOVE_TREE_TIMEOUT_MS = 120_000;
+
 /**
- * Unmounts whatever is still mounted below `dir` (deepest first), then removes it. `rm --one-file-system` is the
- * second guard: a bind mount of /dev or /proc left by a failed debootstrap is never descended into.
+ * Unmounts whatever is still mounted below `dir` (deepest first), then removes it, all within `timeoutMs`.
+ * `rm --one-file-system` is the second guard: a bind mount of /dev or /proc left by a failed debootstrap is never
+ * descended into. Never throws: what could not be removed in time is left behind.
  */
-export async function removeTree(dir: string): Promise<void> {
+export async function removeTree(dir: string, timeoutMs = REMOVE_TREE_TIMEOUT_MS): Promise<void> {
   if (!fs.existsSync(dir)) return;
+  const deadline = Date.now() + timeoutMs;
+  const left = (): number => Math.max(1_000, deadline - Date.now());
   const prefix = dir.endsWith("/") ? dir : `${dir}/`;
   const mounts = fs
     .readFileSync("/proc/self/mountinfo", "utf8")
@@ -159,6 +201,6 @@ export async function removeTree(dir: string): Promise<void> {
     .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(prefix)))
     .map((m) => m.replace(/\\040/g, " "))
     .sort((a, b) => b.length - a.length);
-  for (const m of mounts) await runCommand("umount", ["-l", m], { timeoutMs: 30_000 });
-  await runCommand("rm", ["-rf", "--one-file-system", dir], { timeoutMs: 120_000 });
+  for (const m of mounts) await runCommand("umount", ["-l", m], { timeoutMs: left() });
+  await runCommand("rm", ["-rf", "--one-file-system", dir], { timeoutMs: left() });
 }

@@ -21,6 +21,9 @@ export interface ManifestResponse {
   body: Buffer;
 }
 
+/** One request to a test registry on 127.0.0.1 (undici's own default would wait 300 s for the headers). */
+export const REGISTRY_HTTP_TIMEOUT_MS = 30_000;
+
 export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
@@ -28,7 +31,10 @@ export function sha256Digest(bytes: Buffer | string): string {
 /** GET /v2/<name>/manifests/<reference>; throws with the status and body unless 200. */
 export async function getManifest(registry: string, name: string, reference: string): Promise<ManifestResponse> {
   const url = `http://${registry}/v2/${name}/manifests/${reference}`;
-  const res = await fetch(url, { headers: { Accept: MANIFEST_ACCEPT } });
+  const res = await fetch(url, {
+    headers: { Accept: MANIFEST_ACCEPT },
+    signal: AbortSignal.timeout(REGISTRY_HTTP_TIMEOUT_MS),
+  });
   const body = Buffer.from(await res.arrayBuffer());
   if (res.status !== 200) throw new Error(`GET ${url} returned ${res.status}: ${body.toString("utf8").slice(0, 300)}`);
   return {
@@ -44,6 +50,7 @@ export async function manifestStatus(registry: string, name: string, reference: 
   const res = await fetch(`http://${registry}/v2/${name}/manifests/${reference}`, {
     method: "HEAD",
     headers: { Accept: MANIFEST_ACCEPT },
+    signal: AbortSignal.timeout(REGISTRY_HTTP_TIMEOUT_MS),
   });
   return res.status;
 }
@@ -57,7 +64,12 @@ export async function putManifest(
   body: Buffer,
 ): Promise<string> {
   const url = `http://${registry}/v2/${name}/manifests/${reference}`;
-  const res = await fetch(url, { method: "PUT", headers: { "Content-Type": mediaType }, body });
+  const res = await fetch(url, {
+    method: "PUT",
+    headers: { "Content-Type": mediaType },
+    body,
+    signal: AbortSignal.timeout(REGISTRY_HTTP_TIMEOUT_MS),
+  });
   const text = await res.text();
   if (res.status !== 201) throw new Error(`PUT ${url} returned ${res.status}: ${text.slice(0, 300)}`);
   return res.headers.get("docker-content-digest") ?? "";
@@ -70,7 +82,9 @@ export async function waitForRegistry(registry: string, timeoutMs: number, alive
   while (Date.now() < deadline) {
     if (!alive()) throw new Error(`registry ${registry} exited while starting`);
     try {
-      const res = await fetch(`http://${registry}/v2/`);
+      const res = await fetch(`http://${registry}/v2/`, {
+        signal: AbortSignal.timeout(Math.max(100, Math.min(5_000, deadline - Date.now()))),
+      });
       if (res.status === 200) return;
       last = `status ${res.status}`;
     } catch (e) {

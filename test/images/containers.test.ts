@@ -1,26 +1,36 @@
 /**
  * Real containers (GUIDE §4.3): the universal entrypoint and the per-user layer built and run by a real dockerd,
  * and a push to a real registry whose stored digest is read back over the registry API. The engine is private and
- * started lazily (test/support/engine.ts). These tests fail, never skip, when the engine cannot start, unless
- * WORKBENCH_SKIP_CONTAINER_TESTS=1 is set.
+ * started lazily (test/support/engine.ts). These tests fail, never skip, when the engine cannot start or the
+ * Debian base cannot be fetched (one line naming the mirror and the fix), unless WORKBENCH_SKIP_CONTAINER_TESTS=1 is
+ * set. Every hook and test that waits for the engine, a build, a run or a push passes vitest a timeout added up from
+ * those steps' own limits (budgetMs, test/support/engine.ts), so the step's own limit fires first.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DockerfileParser, type Instruction, type JSONInstruction } from "dockerfile-ast";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT } from "./support/base-image";
+import { REPO_ROOT } from "../support/base-image";
 import {
+  BUILD_TIMEOUT_MS,
+  budgetMs,
+  DOCKER_QUICK_TIMEOUT_MS,
   docker,
+  ENGINE_STOP_BUDGET_MS,
   type EngineInfo,
   ensureEngine,
+  ensureEngineMs,
+  logTiming,
+  PUSH_TIMEOUT_MS,
   pushedDigest,
   releaseEngine,
+  RUN_TIMEOUT_MS,
   SKIP_ENV,
   skipContainerTests,
-} from "./support/engine";
-import { mustSucceed } from "./support/proc";
-import { getManifest } from "./support/registry-api";
+} from "../support/engine";
+import { mustSucceed } from "../support/proc";
+import { getManifest, REGISTRY_HTTP_TIMEOUT_MS } from "../support/registry-api";
 
 if (skipContainerTests) {
   process.stderr.write(`containers.test.ts: SKIPPED because ${SKIP_ENV}=1\n`);
@@ -51,21 +61,22 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
   const tags: string[] = [];
   let work: string;
 
+  // Engine start, then (first run ever) debootstrap + tar + docker import: see ensureEngineMs.
   beforeAll(async () => {
     engine = await ensureEngine();
     work = fs.mkdtempSync(path.join(os.tmpdir(), "wb-containers-"));
-  });
+  }, budgetMs(ensureEngineMs({ baseImage: true })));
 
   afterAll(async () => {
     // Each engine is thrown away whole at teardown; removing our tags still keeps a shared engine's disk small.
     if (engine && tags.length > 0) await docker(engine, ["image", "rm", "--force", ...tags]);
     if (work) fs.rmSync(work, { recursive: true, force: true });
     await releaseEngine();
-  });
+  }, budgetMs(DOCKER_QUICK_TIMEOUT_MS, ENGINE_STOP_BUDGET_MS));
 
   async function run(image: string, args: string[] = [], user?: string) {
     const flags = ["run", "--rm", "--network=none", ...(user ? ["--user", user] : []), image, ...args];
-    return docker(engine, flags, { timeoutMs: 60_000 });
+    return docker(engine, flags, { timeoutMs: RUN_TIMEOUT_MS });
   }
 
   it("uses a 127.0.0.0/8 registry without TLS (dockerd's default insecure range)", async () => {
@@ -74,7 +85,7 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
       "docker info",
     );
     expect(JSON.parse(res.stdout)).toContain("127.0.0.0/8");
-  });
+  }, budgetMs(DOCKER_QUICK_TIMEOUT_MS));
 
   describe("universal entrypoint", () => {
     const image = "workbench-test/entrypoint:latest";
@@ -112,12 +123,14 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
           "",
         ].join("\n"),
       );
+      const t0 = Date.now();
       mustSucceed(
-        await docker(engine, ["build", "--network=none", "-t", image, ctx], { timeoutMs: 180_000 }),
+        await docker(engine, ["build", "--network=none", "-t", image, ctx], { timeoutMs: BUILD_TIMEOUT_MS }),
         "docker build of the entrypoint test image",
       );
+      logTiming("containers.test.ts: entrypoint image built", t0);
       tags.push(image);
-    });
+    }, budgetMs(BUILD_TIMEOUT_MS));
 
     it("keeps the contract ENTRYPOINT [entrypoint.sh] CMD [start-notebook.sh]", () => {
       expect(entrypoint).toEqual(["/usr/local/bin/entrypoint.sh"]);
@@ -127,22 +140,22 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
     it("with no arguments execs start-notebook.sh as PID 1", async () => {
       const res = mustSucceed(await run(image), "docker run (default CMD)");
       expect(res.stdout.trimEnd()).toBe(STANDIN_OUT);
-    });
+    }, budgetMs(RUN_TIMEOUT_MS));
 
     it("with exactly the default CMD execs start-notebook.sh as PID 1", async () => {
       const res = mustSucceed(await run(image, ["start-notebook.sh"]), "docker run start-notebook.sh");
       expect(res.stdout.trimEnd()).toBe(STANDIN_OUT);
-    });
+    }, budgetMs(RUN_TIMEOUT_MS));
 
     it("execs any other command as PID 1", async () => {
       const res = mustSucceed(await run(image, ["sh", "-c", "echo $$"]), "docker run sh -c 'echo $$'");
       expect(res.stdout).toBe("1\n");
-    });
+    }, budgetMs(RUN_TIMEOUT_MS));
 
     it("passes the command's exit status through", async () => {
       const res = await run(image, ["sh", "-c", "exit 7"]);
       expect(res.code).toBe(7);
-    });
+    }, budgetMs(RUN_TIMEOUT_MS));
   });
 
   describe("per-user layer (images/per-user/Dockerfile)", () => {
@@ -150,9 +163,7 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
     const home = `/home/${USER_NAME}`;
 
     beforeAll(async () => {
-      if (engine.baseSource === "busybox") {
-        throw new Error("the base image is the busybox fallback (debootstrap failed): it has no useradd/groupadd");
-      }
+      const t0 = Date.now();
       const res = await docker(
         engine,
         [
@@ -174,32 +185,33 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
           image,
           PER_USER_DIR,
         ],
-        { timeoutMs: 180_000 },
+        { timeoutMs: BUILD_TIMEOUT_MS },
       );
       mustSucceed(res, "docker build images/per-user/Dockerfile");
+      logTiming("containers.test.ts: per-user image built", t0);
       tags.push(image);
-    });
+    }, budgetMs(BUILD_TIMEOUT_MS));
 
     it("runs as the user, whose only group is their own", async () => {
       const res = mustSucceed(await run(image, ["id"]), "docker run id");
       expect(res.stdout).toBe(
         `uid=${USER_ID}(${USER_NAME}) gid=${USER_ID}(${USER_NAME}) groups=${USER_ID}(${USER_NAME})\n`,
       );
-    });
+    }, budgetMs(RUN_TIMEOUT_MS));
 
     it("gives the user their home directory", async () => {
       const res = mustSucceed(await run(image, ["stat", "-c", "%u:%g", home]), "docker run stat");
       expect(res.stdout).toBe(`${USER_ID}:${USER_ID}\n`);
       const env = mustSucceed(await run(image, ["sh", "-c", 'printf "%s\\n" "$HOME"']), "docker run echo HOME");
       expect(env.stdout).toBe(`${home}\n`);
-    });
+    }, budgetMs(RUN_TIMEOUT_MS, RUN_TIMEOUT_MS));
 
     it("puts ~/.local/bin on PATH and keeps the base's PATH", async () => {
       const res = mustSucceed(await run(image, ["sh", "-c", 'printf "%s\\n" "$PATH"']), "docker run echo PATH");
       const entries = res.stdout.trimEnd().split(":");
       expect(entries).toContain(`${home}/.local/bin`);
       expect(entries).toContain("/usr/bin");
-    });
+    }, budgetMs(RUN_TIMEOUT_MS));
 
     it("carries the user labels that ds01/aime tooling and our plan read", async () => {
       const res = mustSucceed(
@@ -226,7 +238,7 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
         "aime.mlc.DS01_GROUP_ID": USER_ID,
         "aime.mlc.DS01_USERNAME": USER_NAME,
       });
-    });
+    }, budgetMs(DOCKER_QUICK_TIMEOUT_MS));
 
     it("has no sudo when ENABLE_SUDO=false", async () => {
       // `command -v` exits 1 in bash and 127 in dash when nothing is found: compare output, not the status.
@@ -237,14 +249,17 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
       expect(res.stdout).toBe("no-sudo\n");
       const rules = await run(image, ["sh", "-c", "ls /etc/sudoers.d 2>/dev/null | grep -v README || true"], "0");
       expect(rules.stdout).toBe("");
-    });
+    }, budgetMs(RUN_TIMEOUT_MS, RUN_TIMEOUT_MS));
 
     it("pushes to a registry that stores exactly the digest docker reported", async () => {
       const name = `workbench/per-user/${USER_NAME}`;
       const remote = `${engine.registryA}/${name}:test`;
       mustSucceed(await docker(engine, ["tag", image, remote]), "docker tag");
       tags.push(remote);
-      const push = mustSucceed(await docker(engine, ["push", remote], { timeoutMs: 120_000 }), `docker push ${remote}`);
+      const push = mustSucceed(
+        await docker(engine, ["push", remote], { timeoutMs: PUSH_TIMEOUT_MS }),
+        `docker push ${remote}`,
+      );
       const reported = pushedDigest(push.stdout);
 
       const manifest = await getManifest(engine.registryA, name, "test");
@@ -256,6 +271,6 @@ describe.skipIf(skipContainerTests)(`real containers on a private dockerd (${SKI
         "docker image inspect RepoDigests",
       );
       expect(repoDigest.stdout.trim()).toBe(`${engine.registryA}/${name}@${reported}`);
-    });
+    }, budgetMs(DOCKER_QUICK_TIMEOUT_MS, PUSH_TIMEOUT_MS, REGISTRY_HTTP_TIMEOUT_MS, DOCKER_QUICK_TIMEOUT_MS));
   });
 });
