@@ -2,7 +2,7 @@
  * Static checks of the image sources under images/ against images/catalog.yaml (issue #3: every family as real,
  * buildable sources, pinned, small, non-root where the family allows it). Nothing is built here: the Dockerfiles
  * are parsed with dockerfile-ast and the catalog with yaml, so this runs in well under a second. Real builds of
- * images/per-user and images/universal/entrypoint.sh happen in test/containers.test.ts.
+ * images/per-user and images/universal/entrypoint.sh happen in test/images/containers.test.ts.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,8 +10,9 @@ import dockerignore from "@balena/dockerignore";
 import { type Dockerfile, DockerfileParser, type From, type Instruction, type JSONInstruction } from "dockerfile-ast";
 import { parse as parseYaml } from "yaml";
 import { describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../lib/paths";
 
-const IMAGES = path.resolve(__dirname, "..", "images");
+const IMAGES = path.resolve(PROJECT_ROOT, "images");
 /** Folders under images/ that other parts of the project own and that hold no image sources. */
 const NOT_IMAGES = new Set(["checks", "hub"]);
 
@@ -667,6 +668,7 @@ describe("universal (seed 000)", () => {
         "deepspeed==0.17.6",
         "trl==0.23.0",
         "jupyterhub==5.3.0",
+        "nvidia-ml-py==13.615.71",
       ],
       ["", "flash-attn==2.8.3", "einops==0.8.1"],
     ]);
@@ -678,7 +680,7 @@ describe("universal (seed 000)", () => {
     expect(run).toContain("${TARGETARCH:-$(uname -m)}");
     expect(run).toMatch(/amd64\|x86_64\)\s+pip install/);
     expect(run).toContain('flash_attn.__version__ == "2.8.3"');
-    expect(instructions.filter((i) => i.getKeyword() === "ARG").map(content)).toEqual(["TARGETARCH"]);
+    expect(instructions.filter((i) => i.getKeyword() === "ARG").map(content)).toEqual(["TARGETARCH", "INSTALL_NVCC=auto"]);
   });
 
   it("installs the RDMA/InfiniBand userspace in one cleaned dnf layer", () => {
