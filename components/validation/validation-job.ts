@@ -222,8 +222,10 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
     spec: {
       backoffLimit: validation.backoffLimit,
       activeDeadlineSeconds: validation.deadlineSeconds,
-      // A failed check (exit 1) or a Job built wrong (exit 2) will not pass on retry: fail at once. A pod lost to
-      // preemption, drain or eviction says nothing about the image: retry without spending the backoff budget.
+      // A failed check (exit 1) or a Job built wrong (exit 2) will not pass on retry: fail at once. A node fault
+      // (exit 3: throttling, ECC, wrong GPU, old driver; images/checks/README.md) may pass on another node: it is
+      // retried and spends the backoff budget. A pod lost to preemption, drain or eviction says nothing about the
+      // image: retry without spending the backoff budget.
       // podFailurePolicy requires restartPolicy Never (Kubernetes Job docs, "Pod failure policy").
       podFailurePolicy: {
         rules: [
@@ -254,6 +256,8 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
               env: [
                 // The checks are mounted read-only: do not even try to write __pycache__ there.
                 { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+                // The report names the node, so a node fault says which node to drain (downward API).
+                { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
                 // The driver check needs NVML/nvidia-smi (the `utility` capability); images not built on NVIDIA's
                 // CUDA bases may not set it (images/checks/README.md, "What the Job's pod needs").
                 ...(gpu ? [{ name: "NVIDIA_DRIVER_CAPABILITIES", value: "compute,utility" }] : []),

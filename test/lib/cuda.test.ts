@@ -171,9 +171,9 @@ describe("GPU_DATASHEETS", () => {
     "NVIDIA-A10G",
   ];
 
-  it("has every product the pools use, plus the H100 PCIe and NVL, and nothing else", () => {
+  it("has every product the pools use, plus the PCIe and NVL variants (H100, H200, A100), and nothing else", () => {
     expect(Object.keys(GPU_DATASHEETS).sort()).toEqual(
-      [...required, "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"].sort(),
+      [...required, "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL", "NVIDIA-H200-NVL", "NVIDIA-A100-PCIE-40GB", "NVIDIA-A100-80GB-PCIe"].sort(),
     );
   });
 
@@ -194,8 +194,11 @@ describe("GPU_DATASHEETS", () => {
       "NVIDIA-H100-PCIe": [756.5, 2000],
       "NVIDIA-H100-NVL": [835.5, 3900],
       "NVIDIA-H200": [989.5, 4800],
+      "NVIDIA-H200-NVL": [835.5, 4800],
       "NVIDIA-A100-SXM4-40GB": [312, 1555],
       "NVIDIA-A100-SXM4-80GB": [312, 2039],
+      "NVIDIA-A100-PCIE-40GB": [312, 1555],
+      "NVIDIA-A100-80GB-PCIe": [312, 1935],
       "NVIDIA-L40S": [362.05, 864],
       "NVIDIA-L4": [121, 300],
       "NVIDIA-A10G": [70, 600],

@@ -137,6 +137,7 @@ describe("validationJob", () => {
                 ],
                 env: [
                   { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+                  { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
                   { name: "NVIDIA_DRIVER_CAPABILITIES", value: "compute,utility" },
                 ],
                 resources: {
@@ -201,7 +202,10 @@ describe("validationJob", () => {
                   "--flash-attn", "absent",
                   "--termination-log", "/dev/termination-log",
                 ],
-                env: [{ name: "PYTHONDONTWRITEBYTECODE", value: "1" }],
+                env: [
+                  { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+                  { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+                ],
                 resources: { requests: { cpu: "1", memory: "2Gi" } },
                 securityContext: SECURITY,
                 terminationMessagePath: "/dev/termination-log",
@@ -374,7 +378,7 @@ describe("checkCommand", () => {
         flashAttn: "required",
         smokeImports: ["torch", "json"],
       });
-      expect(fs.readFileSync(path.join(work, "termination-log"), "utf8")).toMatch(/^PASS 11\/11 checks \(\d+ skipped\)/);
+      expect(fs.readFileSync(path.join(work, "termination-log"), "utf8")).toMatch(/^PASS 13\/13 checks \(10 skipped\)/);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
