@@ -1,26 +1,19 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { PROJECT_ROOT } from "../lib/paths";
+import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import type { ImageSpec } from "./images";
-import { type Catalog, type CatalogVariant, loadCatalog } from "./catalog";
+import type { ChartImages } from "../lib/chart-images";
 import { type GpuPool, gpuPoolSchema } from "../lib/gpu-pool";
+import { isDigestPinned } from "../lib/image-ref";
+import type { Problem } from "../lib/problems";
 import { type RegistryConfig, registrySchema } from "../lib/registry";
+import { dnsLabel, sha256Digest, strictObject } from "../lib/zod-util";
+import type { Catalog, CatalogVariant } from "./catalog";
+import type { ImageSpec } from "./images";
 export type { GpuPool, Toleration } from "../lib/gpu-pool";
 export { DEFAULT_LOCAL_REGISTRY_IMAGE, type EcrRegistryConfig, type LocalRegistryConfig, type RegistryConfig } from "../lib/registry";
-import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
-import { checkPoolCompatibility, GPU_DATASHEETS } from "../lib/cuda";
-import { loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
-import { validateIgnoreFile } from "../components/supply-chain/trivy";
-import { parseImageRef } from "../lib/image-ref";
-import { isValidRepositoryName, sanitizeLogin, userRepositoryName } from "../lib/naming";
-import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "../lib/problems";
-import { dnsLabel, sha256Digest, strictObject } from "../lib/zod-util";
 
 /**
- * The stack configuration's schema and types. Every stack key, parsed once with zod into typed data (issue #2). Components receive this data and never read
- * pulumi.Config (GUIDE §3.5). Each top-level key is one Pulumi config key under the `workbench-images:` namespace;
+ * The stack configuration's schema and types. Every stack key, parsed once with zod into typed data (issue #2).
+ * Components receive this data and never read pulumi.Config (GUIDE §3.5). Each top-level key is one Pulumi config key under the `workbench-images:` namespace;
  * objects are structured config (`pulumi config set --path 'workbench-images:registry.region' us-east-1`).
  * Later issues extend the schema by adding keys to `stackSchema`.
  */
@@ -110,7 +103,7 @@ const promotedImage = strictObject({
   /** The digest dev validated; the copy in prod keeps it. */
   digest: sha256Digest,
   /** Where dev pushed it: repository@sha256:… */
-  source: z.string().refine((s) => parseImageRef(s)?.digest !== undefined, { error: "must be repository@sha256:<digest>." }),
+  source: z.string().refine(isDigestPinned, { error: "must be repository@sha256:<digest>." }),
   /** Pools dev validated it on (informational; prod validates again on its own pools). */
   validatedPools: z.array(z.string()).default([]),
 });

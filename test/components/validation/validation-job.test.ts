@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import Ajv from "ajv";
 import { Job } from "kubernetes-models/batch/v1/Job";
 import { describe, expect, it } from "vitest";
 import {
@@ -221,6 +222,22 @@ describe("validationJob", () => {
     expect(Object.keys(podSpec(job))).not.toContain("nodeSelector");
     expect(Object.keys(podSpec(job))).not.toContain("tolerations");
   });
+
+  // Upstream oracle: Kubernetes 1.32's own Job schema, strict (unknown fields rejected), from ../shared/upstream.
+  const STRICT_JOB = path.resolve(PROJECT_ROOT, "..", "shared", "upstream", "kubernetes-1.32.2-strict", "job-batch-v1.json");
+  it.skipIf(!fs.existsSync(STRICT_JOB))(
+    `passes Kubernetes 1.32's strict Job schema, GPU and cpu mode (skipped without ${STRICT_JOB})`,
+    () => {
+      const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(JSON.parse(fs.readFileSync(STRICT_JOB, "utf8")) as object);
+      for (const job of [validationJob(input()), validationJob(input({ target: { mode: "cpu" } }))]) {
+        expect(validate(JSON.parse(JSON.stringify(job))) ? [] : validate.errors).toEqual([]);
+      }
+      // The schema is strict: a field Kubernetes does not have is refused, so the check above can fail.
+      const wrong = JSON.parse(JSON.stringify(validationJob(input()))) as { spec: Record<string, unknown> };
+      wrong.spec["deadlineSeconds"] = 1;
+      expect(validate(wrong)).toBe(false);
+    },
+  );
 
   it("never sets ttlSecondsAfterFinished, runAsUser or privileged", () => {
     for (const job of [validationJob(input()), validationJob(input({ target: { mode: "cpu" } }))]) {
