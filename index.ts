@@ -40,7 +40,11 @@ export = async function main(): Promise<StackOutputsInput> {
           imageReferences: imageReferencePatterns(ecrRegistryHost(cfg.registry.accountId, cfg.registry.region), cfg.registry.repositoryPrefix),
           namespaces: [cfg.validation.namespace, ...(cfg.jupyterhub.enabled ? [cfg.jupyterhub.namespace] : [])],
           publicKeyPem: signingKey.publicKeyPem,
+          additionalPublicKeysPem: cfg.admission.additionalPublicKeysPem,
           tlogUpload: cfg.signing.tlogUpload,
+          ...(cfg.admission.kyvernoServiceAccountRoleArn !== undefined ? { kyvernoServiceAccountRoleArn: cfg.admission.kyvernoServiceAccountRoleArn } : {}),
+          policyName: cfg.admission.policyName,
+          webhookTimeoutSeconds: cfg.admission.webhookTimeoutSeconds,
           chartImages: cfg.chartImages,
         }, { provider: providers.kubernetes })
       : undefined;

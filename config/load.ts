@@ -169,7 +169,7 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     poolsByVariant,
     signing: c.signing,
     scan: c.scan,
-    admission: c.admission,
+    admission: { ...c.admission, requireAttestations: c.admission.requireAttestations ?? environment === "prod" },
     validation: { ...validationRest, mode: validationMode },
     jupyterhub: c.jupyterhub,
     jupyterhubSecrets: c.jupyterhubSecrets,

@@ -57,6 +57,11 @@ const scan = strictObject({
   severities: z.array(z.enum(["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"])).min(1).default(["CRITICAL", "HIGH"]),
   /** Trivy ignore file (YAML) relative to the project root; every entry needs an expiry and a statement. */
   ignoreFile: z.string().default(".trivyignore.yaml"),
+  /**
+   * Let HIGH/CRITICAL findings that have no fixed version yet pass (trivy --ignore-unfixed). Off by default: seed 004
+   * fails the scan on HIGH and CRITICAL, fixed or not; accept a single finding with an expiring ignore-file entry instead.
+   */
+  ignoreUnfixed: z.boolean().default(false),
 });
 
 const admission = strictObject({
@@ -64,6 +69,22 @@ const admission = strictObject({
   installKyverno: z.boolean().default(true),
   kyvernoChartVersion: z.string().default("3.5.2"),
   kyvernoNamespace: dnsLabel.default("kyverno"),
+  /**
+   * IAM role (IRSA) annotated on Kyverno's admission-controller service account, so it can read signatures and
+   * attestations from ECR. Without it Kyverno uses its node's credentials, which usually cannot read ECR, and admission
+   * then fails closed for every pod of ours.
+   */
+  kyvernoServiceAccountRoleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, { error: "must be an IAM role ARN." }).optional(),
+  /** PEM public keys also accepted while a signing-key rotation overlaps (the old key's PEM). */
+  additionalPublicKeysPem: z
+    .array(z.string().regex(/^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/, { error: "must be a PEM public key (-----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY-----)." }))
+    .default([]),
+  /** metadata.name of the ClusterPolicy; give each stack its own when stacks share a cluster. */
+  policyName: dnsLabel.default("workbench-images-signed"),
+  /** How long the API server waits for Kyverno's verdict (Kubernetes allows 1–30 s). */
+  webhookTimeoutSeconds: z.number().int().min(1).max(30).default(30),
+  /** Also require the SBOM and provenance attestations on every image of ours. Default: on for prod, off elsewhere. */
+  requireAttestations: z.boolean().optional(),
 });
 
 const validation = strictObject({
@@ -72,9 +93,18 @@ const validation = strictObject({
   mode: z.enum(["gpu", "cpu"]).optional(),
   matmulFraction: z.number().gt(0).max(1).default(0.7),
   bandwidthFraction: z.number().gt(0).max(1).default(0.8),
-  /** The Job's activeDeadlineSeconds; Pulumi's create timeout is set a little longer. */
+  /**
+   * How long the check itself may run once its container started (after the pull). The Job's activeDeadlineSeconds
+   * adds pod start-up and the pull of the image's size budget at pullMBps; Pulumi's create timeout is a little longer.
+   */
   deadlineSeconds: z.number().int().min(60).max(7200).default(900),
-  backoffLimit: z.number().int().min(0).max(3).default(1),
+  /** Registry throughput a node reaches pulling and unpacking an image (MB/s): budgets the pull from sizeBudgetMB. */
+  pullMBps: z.number().gt(0).max(10000).default(25),
+  /**
+   * Failed check pods retried before the Job (and `pulumi up`) fails. 0: the first failure fails at once, with the
+   * check's verdict; evicted or preempted pods are always replaced and never count.
+   */
+  backoffLimit: z.number().int().min(0).max(3).default(0),
   shmSize: z.string().regex(/^\d+(Mi|Gi)$/, { error: 'must be a quantity like "8Gi".' }).default("8Gi"),
 });
 
@@ -137,14 +167,22 @@ export const stackSchema = strictObject({
   kubeconfig: z.string().min(1).optional(),
   gpuPools: z.array(gpuPoolSchema).default([]),
   signing: signing.default({ mode: "none" }),
-  scan: scan.default({ scanner: "trivy", severities: ["CRITICAL", "HIGH"], ignoreFile: ".trivyignore.yaml" }),
-  admission: admission.default({ installKyverno: true, kyvernoChartVersion: "3.5.2", kyvernoNamespace: "kyverno" }),
+  scan: scan.default({ scanner: "trivy", severities: ["CRITICAL", "HIGH"], ignoreFile: ".trivyignore.yaml", ignoreUnfixed: false }),
+  admission: admission.default({
+    installKyverno: true,
+    kyvernoChartVersion: "3.5.2",
+    kyvernoNamespace: "kyverno",
+    additionalPublicKeysPem: [],
+    policyName: "workbench-images-signed",
+    webhookTimeoutSeconds: 30,
+  }),
   validation: validation.default({
     namespace: "workbench-validation",
     matmulFraction: 0.7,
     bandwidthFraction: 0.8,
     deadlineSeconds: 900,
-    backoffLimit: 1,
+    pullMBps: 25,
+    backoffLimit: 0,
     shmSize: "8Gi",
   }),
   jupyterhub: jupyterhub.default({
@@ -168,7 +206,8 @@ export const stackSchema = strictObject({
 export type StackInput = z.infer<typeof stackSchema>;
 export type SigningConfig = StackInput["signing"];
 export type ScanConfig = StackInput["scan"];
-export type AdmissionConfig = StackInput["admission"];
+/** admission.* with requireAttestations resolved (on for prod unless set). */
+export type AdmissionConfig = Omit<StackInput["admission"], "requireAttestations"> & { requireAttestations: boolean };
 export type JupyterHubConfig = StackInput["jupyterhub"];
 export type PromotionConfig = StackInput["promotion"];
 export type PromotedImage = z.infer<typeof promotedImage>;

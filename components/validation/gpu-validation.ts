@@ -5,6 +5,7 @@ import {
   checkCommand,
   digestOf,
   jobCreateTimeout,
+  jobDeadlineSeconds,
   type ValidationSettings,
   type ValidationTarget,
   type ValidationVariant,
@@ -69,7 +70,7 @@ export class GpuValidation extends pulumi.ComponentResource {
           validation: args.validation,
         }),
       );
-    const timeout = jobCreateTimeout(args.validation.deadlineSeconds);
+    const timeout = jobCreateTimeout(jobDeadlineSeconds(args.variant, args.validation));
     this.job = new k8s.batch.v1.Job(
       `${name}-job`,
       { metadata: job.metadata, spec: job.spec },

@@ -26,6 +26,12 @@ export const VARIANT_LABEL = "workbench-images/variant";
 export const POOL_LABEL = "workbench-images/pool";
 /** Extra time Pulumi waits beyond the Job's own deadline: the provider must see the Job fail, not time out first. */
 export const CREATE_TIMEOUT_MARGIN_SECONDS = 300;
+/** The label GPU Feature Discovery (NVIDIA GPU Operator) puts on every GPU node: its product, e.g. NVIDIA-H100-80GB-HBM3. */
+export const GPU_PRODUCT_LABEL = "nvidia.com/gpu.product";
+/** Time to start a pod before its image is pulled (scheduling, sandbox, volume mounts). */
+export const POD_START_SECONDS = 120;
+/** Grace between the check's own deadline (SIGTERM) and SIGKILL, so the check can still write its verdict. */
+export const CHECK_KILL_AFTER_SECONDS = 30;
 
 /**
  * gpu_check.py requires --expect-product to be a datasheets.json key even in cpu mode, where every check that reads
@@ -52,17 +58,28 @@ export interface ValidationVariant {
   ships: { flashAttn: boolean };
   /** The image's own smoke test, run inside the check container. */
   smoke: { command: string[]; imports: string[] };
+  /** The catalog's size budget (MB, what a node pulls): bounds the time the pull may take before the check starts. */
+  sizeBudgetMB: number;
 }
 /** The part of a GPU pool the Job needs. */
-export type ValidationPool = Pick<GpuPool, "name" | "nodeSelector" | "tolerations" | "product" | "gpusPerNode">;
+export type ValidationPool = Pick<GpuPool, "name" | "nodeSelector" | "tolerations" | "product" | "gpusPerNode" | "driverVersion">;
 /** The stack's validation settings the Job uses (the `validation.*` keys). */
 export interface ValidationSettings {
   /** Fraction of the datasheet's dense BF16 TFLOP/s the slowest GPU must reach. */
   matmulFraction: number;
   /** Fraction of the datasheet's memory bandwidth the slowest GPU must reach. */
   bandwidthFraction: number;
-  /** The Job's activeDeadlineSeconds; Pulumi's create timeout is a margin longer. */
+  /**
+   * How long the check itself may run, counted from its process start (after the image was pulled): enforced inside
+   * the container with coreutils `timeout`. The Job's activeDeadlineSeconds adds the pull budget (jobDeadlineSeconds).
+   */
   deadlineSeconds: number;
+  /**
+   * Registry throughput a node is assumed to reach when pulling and unpacking (MB/s): with the image's size budget it
+   * bounds the pull (jobDeadlineSeconds).
+   */
+  pullMBps: number;
+  /** Failed pods (any exit but eviction or preemption) retried before the Job fails; 0 fails at the first failure. */
   backoffLimit: number;
   /** sizeLimit of the memory-backed /dev/shm. */
   shmSize: string;
@@ -125,14 +142,15 @@ export function digestOf(imageRef: string): string {
 
 /**
  * `wbv-<variant>-<pool>-<h>`, a DNS label of at most 63 characters. `h` is the first 10 hex characters of
- * sha256(digest, checks hash, variant, pool): the name changes exactly when the image or the check changes, so an
- * unchanged pair plans nothing and any change replaces the Job (issue #5). The variant and pool names enter the
+ * sha256(digest, checks hash, variant, pool, pool driver version): the name changes exactly when the image, the check
+ * or the pool's driver changes, so an unchanged pair plans nothing and any change (a driver upgrade included:
+ * issue #11) replaces the Job (issue #5). cpu-mode Jobs have no driver. The variant and pool names enter the
  * hash too, because the visible part may be shortened: two pools that share a long prefix and validate the same
  * digest must still get two names. When the whole is too long the longer of variant and pool is cut first; the
  * hash is never cut.
  */
-export function validationJobName(variant: string, pool: string, digest: string, checksHash: string): string {
-  const h = sha256(`${digest}\n${checksHash}\n${variant}\n${pool}`).slice(0, NAME_HASH_LENGTH);
+export function validationJobName(variant: string, pool: string, digest: string, checksHash: string, driverVersion = ""): string {
+  const h = sha256(`${digest}\n${checksHash}\n${variant}\n${pool}${driverVersion !== "" ? `\n${driverVersion}` : ""}`).slice(0, NAME_HASH_LENGTH);
   let v = labelPart(variant);
   let p = labelPart(pool);
   const budget = 63 - JOB_NAME_PREFIX.length - NAME_HASH_LENGTH - 3; // three '-' separators
@@ -160,6 +178,11 @@ export function checkCommand(variant: ValidationVariant, target: ValidationTarge
   const gpus = target.mode === "gpu" ? target.pool.gpusPerNode : 1;
   const product = target.mode === "gpu" ? target.pool.product : CPU_MODE_PRODUCT;
   return [
+    // The check's own deadline starts with its process, after the pull (activeDeadlineSeconds counts the pull too).
+    // SIGTERM first, so a wedged CUDA call still leaves the log tail as the termination message; exit 124 or 137.
+    "timeout",
+    `--kill-after=${CHECK_KILL_AFTER_SECONDS}s`,
+    `${validation.deadlineSeconds}s`,
     "python3",
     `${CHECKS_MOUNT}/${CHECK_SCRIPT}`,
     "--mode",
@@ -184,9 +207,19 @@ export function checkCommand(variant: ValidationVariant, target: ValidationTarge
   ];
 }
 
+/**
+ * The Job's activeDeadlineSeconds: pod start, the pull of at most the image's size budget at `pullMBps`, then the
+ * check's own deadline and its kill grace. Kubernetes counts activeDeadlineSeconds from the Job's start, pull included
+ * (Job docs, "Job termination and cleanup"), so a 28 GB image on a cold node must not eat the check's time.
+ */
+export function jobDeadlineSeconds(variant: Pick<ValidationVariant, "sizeBudgetMB">, validation: Pick<ValidationSettings, "deadlineSeconds" | "pullMBps">): number {
+  const pull = Math.ceil(variant.sizeBudgetMB / validation.pullMBps);
+  return POD_START_SECONDS + pull + validation.deadlineSeconds + CHECK_KILL_AFTER_SECONDS;
+}
+
 /** Pulumi's create timeout for a Job with this deadline: longer, so the Job's own failure is what `up` reports. */
-export function jobCreateTimeout(deadlineSeconds: number): string {
-  return `${deadlineSeconds + CREATE_TIMEOUT_MARGIN_SECONDS}s`;
+export function jobCreateTimeout(jobDeadline: number): string {
+  return `${jobDeadline + CREATE_TIMEOUT_MARGIN_SECONDS}s`;
 }
 
 /** The validation Job for one (variant, pool) pair, or one cpu-mode Job per variant. */
@@ -211,7 +244,7 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
     apiVersion: "batch/v1",
     kind: "Job",
     metadata: {
-      name: validationJobName(variant.name, poolName, digest, input.checksHash),
+      name: validationJobName(variant.name, poolName, digest, input.checksHash, gpuDriver(target)),
       namespace: input.namespace,
       labels,
       // A failed Job stays in state as "unready"; this makes the next `up` replace it instead of accepting it
@@ -220,18 +253,19 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
       annotations: { "pulumi.com/replaceUnready": "true" },
     },
     spec: {
+      // How a failure ends `pulumi up` (issue #11): pulumi-kubernetes fails a Job's update only when its Failed
+      // condition has reason BackoffLimitExceeded or DeadlineExceeded (provider/pkg/await/checker/job/check.go,
+      // collectJobConditionErrors); any other reason, such as PodFailurePolicy from a `FailJob` rule, is ignored and
+      // the update waits for its timeout. So no rule here may fail the Job: every failed check pod counts against
+      // backoffLimit (default 0), and the Job controller then sets BackoffLimitExceeded at once. The provider's pod
+      // aggregator (provider/pkg/await/checker/pod/check.go, containerTerminatedError) puts the container's
+      // termination message, the check's one-line verdict, into the failed update's message.
       backoffLimit: validation.backoffLimit,
-      activeDeadlineSeconds: validation.deadlineSeconds,
-      // A failed check (exit 1) or a Job built wrong (exit 2) will not pass on retry: fail at once. A node fault
-      // (exit 3: throttling, ECC, wrong GPU, old driver; images/checks/README.md) may pass on another node: it is
-      // retried and spends the backoff budget. A pod lost to preemption, drain or eviction says nothing about the
-      // image: retry without spending the backoff budget.
-      // podFailurePolicy requires restartPolicy Never (Kubernetes Job docs, "Pod failure policy").
+      activeDeadlineSeconds: jobDeadlineSeconds(variant, validation),
+      // A pod lost to preemption, drain or eviction says nothing about the image: it is replaced without spending
+      // the backoff budget (Kubernetes Job docs, "Pod failure policy"; requires restartPolicy Never).
       podFailurePolicy: {
-        rules: [
-          { action: "FailJob", onExitCodes: { containerName: CHECK_CONTAINER, operator: "In", values: [1, 2] } },
-          { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
-        ],
+        rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
       },
       template: {
         metadata: { labels },
@@ -245,7 +279,9 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
           // on all of them would run most as a user without a passwd entry or home. runAsNonRoot makes the kubelet
           // refuse an image whose USER is root or not numeric. Together these meet Pod Security "restricted".
           securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
-          ...(gpu ? { nodeSelector: { ...gpu.nodeSelector }, tolerations: gpu.tolerations.map(toleration) } : {}),
+          // The pool's own selector plus GPU Feature Discovery's product label: a pool declared with the wrong GPU
+          // leaves the pod unschedulable (its events name the selector) instead of failing the image's check.
+          ...(gpu ? { nodeSelector: { [GPU_PRODUCT_LABEL]: gpu.product, ...gpu.nodeSelector }, tolerations: gpu.tolerations.map(toleration) } : {}),
           containers: [
             {
               name: CHECK_CONTAINER,
@@ -287,6 +323,10 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
       },
     },
   };
+}
+
+function gpuDriver(target: ValidationTarget): string {
+  return target.mode === "gpu" ? target.pool.driverVersion : "";
 }
 
 function toleration(t: GpuPool["tolerations"][number]): k8s.types.input.core.v1.Toleration {

@@ -25,7 +25,8 @@ const validationConfig: ValidationConfig = {
   matmulFraction: 0.7,
   bandwidthFraction: 0.8,
   deadlineSeconds: 900,
-  backoffLimit: 1,
+  pullMBps: 25,
+  backoffLimit: 0,
   shmSize: "8Gi",
 };
 
@@ -185,7 +186,8 @@ describe("GpuValidationSuite under mocks (gpu mode)", () => {
       expect(pod.containers[0]!.image).toBe(refOf(variant));
       expect(pod.containers[0]!.image).toMatch(/@sha256:[0-9a-f]{64}$/);
       expect(pod.containers[0]!.resources["limits"]).toEqual({ "nvidia.com/gpu": "1" });
-      expect(pod.nodeSelector).toEqual({ "workbench/pool": poolName });
+      // GPU Feature Discovery's product label beside the pool's own selector (issue #11).
+      expect(pod.nodeSelector).toEqual({ "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "workbench/pool": poolName });
       expect(pod.tolerations).toEqual([{ effect: "NoSchedule", key: "nvidia.com/gpu", operator: "Exists" }]);
       expect(inputsOf(job).metadata.namespace).toBe("workbench-validation");
       expect(inputsOf(job).metadata.name).toMatch(new RegExp(`^wbv-${variant}-${poolName}-[0-9a-f]{10}$`));
@@ -195,10 +197,11 @@ describe("GpuValidationSuite under mocks (gpu mode)", () => {
   it("gives Pulumi a create timeout longer than the Job's activeDeadlineSeconds", async () => {
     const p = await plan(THREE);
     for (const job of jobsOf(p)) {
-      expect(job.options?.customTimeouts).toEqual({ create: "1200s", update: "1200s" });
+      // activeDeadlineSeconds 1410 = 120 s pod start + 9,000 MB / 25 MB/s + the check's 900 s + 30 s grace; +300 s.
+      expect(job.options?.customTimeouts).toEqual({ create: "1710s", update: "1710s" });
       const seconds = Number(/^(\d+)s$/.exec(job.options!.customTimeouts!.create!)![1]);
       expect(seconds).toBeGreaterThan(inputsOf(job).spec.activeDeadlineSeconds);
-      expect(inputsOf(job).spec.activeDeadlineSeconds).toBe(900);
+      expect(inputsOf(job).spec.activeDeadlineSeconds).toBe(1410);
     }
   });
 
@@ -294,7 +297,7 @@ describe("GpuValidationSuite under mocks (cpu mode)", () => {
     for (const job of jobsOf(p)) {
       const pod = inputsOf(job).spec.template.spec;
       expect(inputsOf(job).metadata.labels["workbench-images/pool"]).toBe("cpu");
-      expect(pod.containers[0]!.command.slice(2, 4)).toEqual(["--mode", "cpu"]);
+      expect(pod.containers[0]!.command.slice(5, 7)).toEqual(["--mode", "cpu"]);
       expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: "1", memory: "2Gi" } });
       expect(Object.keys(pod)).not.toContain("nodeSelector");
       expect(Object.keys(pod)).not.toContain("tolerations");

@@ -37,6 +37,7 @@ const variant: ValidationVariant = {
   cuda: "12.8",
   ships: { flashAttn: true },
   smoke: { command: ["python", "-c", "import torch"], imports: ["torch", "transformers"] },
+  sizeBudgetMB: 12000,
 };
 const pool: ValidationPool = {
   name: "h100",
@@ -44,8 +45,9 @@ const pool: ValidationPool = {
   tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
   product: "NVIDIA-H100-80GB-HBM3",
   gpusPerNode: 8,
+  driverVersion: "570.133.20",
 };
-const validation = { matmulFraction: 0.7, bandwidthFraction: 0.8, deadlineSeconds: 900, backoffLimit: 1, shmSize: "8Gi" };
+const validation = { matmulFraction: 0.7, bandwidthFraction: 0.8, deadlineSeconds: 900, pullMBps: 25, backoffLimit: 0, shmSize: "8Gi" };
 
 function input(overrides: Partial<ValidationJobInput> = {}): ValidationJobInput {
   return {
@@ -74,12 +76,7 @@ const SECURITY = {
   runAsNonRoot: true,
   seccompProfile: { type: "RuntimeDefault" },
 };
-const POD_FAILURE_POLICY = {
-  rules: [
-    { action: "FailJob", onExitCodes: { containerName: "check", operator: "In", values: [1, 2] } },
-    { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
-  ],
-};
+const POD_FAILURE_POLICY = { rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }] };
 const VOLUME_MOUNTS = [
   { name: "checks", mountPath: "/opt/workbench-checks", readOnly: true },
   { name: "dshm", mountPath: "/dev/shm" },
@@ -100,14 +97,15 @@ describe("validationJob", () => {
       apiVersion: "batch/v1",
       kind: "Job",
       metadata: {
-        name: "wbv-jupyter-ml-gpu-h100-4e3fb52c14",
+        name: "wbv-jupyter-ml-gpu-h100-6f308f039e",
         namespace: "workbench-validation",
         labels,
         annotations: { "pulumi.com/replaceUnready": "true" },
       },
       spec: {
-        backoffLimit: 1,
-        activeDeadlineSeconds: 900,
+        backoffLimit: 0,
+        // 120 s pod start + 12,000 MB at 25 MB/s (480 s) + the check's 900 s + 30 s kill grace.
+        activeDeadlineSeconds: 1530,
         podFailurePolicy: POD_FAILURE_POLICY,
         template: {
           metadata: { labels },
@@ -116,7 +114,7 @@ describe("validationJob", () => {
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
-            nodeSelector: { "node.kubernetes.io/instance-type": "p5.48xlarge" },
+            nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "node.kubernetes.io/instance-type": "p5.48xlarge" },
             tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
             containers: [
               {
@@ -124,6 +122,7 @@ describe("validationJob", () => {
                 image: REF,
                 imagePullPolicy: "IfNotPresent",
                 command: [
+                  "timeout", "--kill-after=30s", "900s",
                   "python3", "/opt/workbench-checks/gpu_check.py",
                   "--mode", "gpu",
                   "--expect-cuda", "12.8",
@@ -176,8 +175,8 @@ describe("validationJob", () => {
         annotations: { "pulumi.com/replaceUnready": "true" },
       },
       spec: {
-        backoffLimit: 1,
-        activeDeadlineSeconds: 900,
+        backoffLimit: 0,
+        activeDeadlineSeconds: 1530,
         podFailurePolicy: POD_FAILURE_POLICY,
         template: {
           metadata: { labels },
@@ -192,6 +191,7 @@ describe("validationJob", () => {
                 image: REF,
                 imagePullPolicy: "IfNotPresent",
                 command: [
+                  "timeout", "--kill-after=30s", "900s",
                   "python3", "/opt/workbench-checks/gpu_check.py",
                   "--mode", "cpu",
                   "--expect-cuda", "12.8",
@@ -308,9 +308,11 @@ describe("validationJobName", () => {
     expect(cut).toMatch(/^wbv-a{45}-p-[0-9a-f]{10}$/);
   });
 
-  it("changes when the digest or the checks hash changes, and not otherwise", () => {
+  it("changes when the digest, the checks hash or the pool's driver changes, and not otherwise", () => {
     const base = validationJob(input()).metadata.name;
     expect(validationJob(input()).metadata.name).toBe(base);
+    // A driver upgrade on the pool re-validates every image on it (issue #11).
+    expect(validationJob(input({ target: { mode: "gpu", pool: { ...pool, driverVersion: "575.51.03" } } })).metadata.name).not.toBe(base);
     expect(validationJob(input({ imageRef: REF.replace(/a{64}$/, "c".repeat(64)) })).metadata.name).not.toBe(base);
     expect(validationJob(input({ checksHash: "d".repeat(64) })).metadata.name).not.toBe(base);
     // Thresholds, deadline, namespace and the ConfigMap name are not part of the name (a changed threshold
@@ -345,7 +347,8 @@ describe("checkCommand", () => {
 
   it("gpu mode: every flag parses in the real gpu_check.py to the intended value", () => {
     const cmd = checkCommand(variant, { mode: "gpu", pool }, validation);
-    const argv = cmd.slice(2);
+    expect(cmd.slice(0, 5)).toEqual(["timeout", "--kill-after=30s", "900s", "python3", "/opt/workbench-checks/gpu_check.py"]);
+    const argv = cmd.slice(5);
     const code = [
       "import json, sys",
       `sys.path.insert(0, ${JSON.stringify(CHECKS_DIR)})`,
@@ -376,11 +379,17 @@ describe("checkCommand", () => {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "wbv-cpu-"));
     try {
       const cmd = checkCommand({ ...variant, smoke: { command: ["true"], imports: ["torch", "json"] } }, { mode: "cpu" }, validation);
-      // Only the two paths that differ between a pod and this machine are rewritten.
+      // Only the paths that differ between a pod and this machine are rewritten; coreutils' timeout runs as in the pod.
       const local = cmd.map((a) =>
-        a === `${CHECKS_MOUNT}/gpu_check.py` ? path.join(CHECKS_DIR, "gpu_check.py") : a === "/dev/termination-log" ? path.join(work, "termination-log") : a,
+        a === `${CHECKS_MOUNT}/gpu_check.py`
+          ? path.join(CHECKS_DIR, "gpu_check.py")
+          : a === "/dev/termination-log"
+            ? path.join(work, "termination-log")
+            : a === "python3"
+              ? PYTHON
+              : a,
       );
-      const r = spawnSync(PYTHON, local.slice(1), { encoding: "utf8", env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" }, timeout: 120_000 });
+      const r = spawnSync(local[0]!, local.slice(1), { encoding: "utf8", env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" }, timeout: 120_000 });
       expect(r.status, r.stderr).toBe(0);
       const report = JSON.parse(r.stdout) as { mode: string; passed: boolean; expect: Record<string, unknown> };
       expect(report.mode).toBe("cpu");
