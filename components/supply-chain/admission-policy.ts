@@ -28,8 +28,8 @@ export interface AdmissionPolicyArgs {
   /** signing.tlogUpload: whether the signatures are in Rekor. */
   tlogUpload: boolean;
   /**
-   * IAM role (IRSA) for Kyverno's admission controller, so it can read signatures from ECR. The role needs
-   * ecr:GetAuthorizationToken and ecr:BatchGetImage/GetDownloadUrlForLayer on the repositories (docs/supply-chain.md).
+   * IAM role (IRSA) for Kyverno's admission controller, so it can read signatures and attestations from ECR. The role
+   * needs ecr:GetAuthorizationToken and ecr:BatchGetImage/GetDownloadUrlForLayer on the repositories (docs/supply-chain.md).
    * Used only when this program installs Kyverno.
    * @default none: Kyverno reads ECR with whatever credentials its pods already have (node role)
    */
@@ -38,13 +38,19 @@ export interface AdmissionPolicyArgs {
   policyName?: string;
   /** @default 30 */
   webhookTimeoutSeconds?: number;
+  /**
+   * Also require the CycloneDX SBOM and SLSA provenance attestations, signed by the same key(s) (admission.requireAttestations).
+   * @default false: the signature alone admits
+   */
+  requireAttestations?: boolean;
   /** Kyverno's own images pinned by digest (images/chart-images.yaml); unpinned ones keep the chart's tags. */
   chartImages: ChartImages;
 }
 
 /**
  * Admission enforcement (issue #4): Kyverno, installed from its chart unless admission.installKyverno is false, and a
- * ClusterPolicy that refuses a pod in our namespaces whose image of ours is not signed by the stack's key.
+ * ClusterPolicy that refuses a pod in our namespaces whose image of ours is not signed by the stack's key (and, with
+ * requireAttestations, has no SBOM and provenance attestations signed by it).
  */
 export class AdmissionPolicy extends pulumi.ComponentResource {
   /** The Kyverno release; undefined when the cluster already runs Kyverno. */
@@ -104,6 +110,7 @@ export class AdmissionPolicy extends pulumi.ComponentResource {
             namespaces: args.namespaces,
             tlogUpload: args.tlogUpload,
             ...(args.webhookTimeoutSeconds !== undefined ? { webhookTimeoutSeconds: args.webhookTimeoutSeconds } : {}),
+            requireAttestations: args.requireAttestations ?? false,
             fieldStyle: fieldStyle!,
           });
         } catch (e) {
@@ -112,7 +119,7 @@ export class AdmissionPolicy extends pulumi.ComponentResource {
       });
     this.policy = new k8s.apiextensions.CustomResource(
       `${name}-policy`,
-      { apiVersion: "kyverno.io/v1", kind: "ClusterPolicy", metadata: clusterPolicyMetadata(policyName), spec: doc.spec },
+      { apiVersion: "kyverno.io/v1", kind: "ClusterPolicy", metadata: clusterPolicyMetadata(policyName, args.requireAttestations ?? false), spec: doc.spec },
       // The ClusterPolicy CRD and the webhook that enforces it come with the release.
       { parent: this, ...(this.release !== undefined ? { dependsOn: [this.release] } : {}) },
     );

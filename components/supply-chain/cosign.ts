@@ -107,6 +107,80 @@ export function cosignSignCommand(options: CosignSignOptions): string {
   ].join(" ");
 }
 
+/**
+ * The attestation types this program attaches, by cosign `--type` name, with the predicate type URI cosign writes for
+ * each (cmd/cosign/cli/options/predicate.go PredicateTypeMap at v2.5.3): what Kyverno's `attestations[].type` matches.
+ */
+export const ATTESTATION_PREDICATE_TYPES = {
+  cyclonedx: "https://cyclonedx.org/bom",
+  slsaprovenance1: "https://slsa.dev/provenance/v1",
+} as const;
+export type AttestationType = keyof typeof ATTESTATION_PREDICATE_TYPES;
+
+export interface CosignAttestOptions {
+  /** `repository@sha256:<64 hex>`; a tag is refused. */
+  ref: string;
+  /** `awskms:///arn:…` (SigningKey.cosignKeyRef). */
+  keyRef: string;
+  type: AttestationType;
+  /** The predicate file, relative to the directory the command runs in. */
+  predicate: string;
+  /** Upload to the public Rekor log (signing.tlogUpload), as the signature. */
+  tlogUpload: boolean;
+  /** @default true (see CosignSignOptions.registryAuth) */
+  registryAuth?: boolean;
+}
+
+/**
+ * `cosign attest` of one predicate file to one digest with the KMS key: a signed in-toto statement whose subject is
+ * the digest, pushed to the image's repository under `sha256-<hex>.att` (exempt from tag immutability, like `.sig`).
+ * `--replace` drops an earlier attestation of the same predicate type first, so a re-run or a new key leaves one
+ * attestation per type instead of piling them up.
+ */
+export function cosignAttestCommand(options: CosignAttestOptions): string {
+  requireDigestRef(options.ref, "cosign attests");
+  requireKeyRef(options.keyRef);
+  if (!(options.type in ATTESTATION_PREDICATE_TYPES)) {
+    throw new Error(`args.type must be one of ${Object.keys(ATTESTATION_PREDICATE_TYPES).join(", ")}, got ${JSON.stringify(options.type)}.`);
+  }
+  if (options.predicate.trim() === "") throw new Error('args.predicate must name the predicate file, got "".');
+  const auth =
+    (options.registryAuth ?? true)
+      ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
+      : [];
+  return [
+    "cosign",
+    "attest",
+    "--yes",
+    "--key",
+    shellQuote(options.keyRef),
+    "--type",
+    options.type,
+    "--predicate",
+    shellQuote(options.predicate),
+    "--replace",
+    `--tlog-upload=${options.tlogUpload}`,
+    ...auth,
+    options.ref,
+  ].join(" ");
+}
+
+/** `cosign verify-attestation` for users and runbooks: the attestation of one type, by the same key, on the digest. */
+export function cosignVerifyAttestationCommand(options: Omit<CosignVerifyOptions, "annotations"> & { type: AttestationType }): string {
+  requireDigestRef(options.ref, "cosign verifies");
+  if (options.key.trim() === "") throw new Error("args.key must name a KMS key reference or a public key file, got \"\".");
+  return [
+    "cosign",
+    "verify-attestation",
+    "--key",
+    shellQuote(options.key),
+    "--type",
+    options.type,
+    ...(options.tlogUpload ? [] : ["--insecure-ignore-tlog=true"]),
+    options.ref,
+  ].join(" ");
+}
+
 export interface CosignVerifyOptions {
   ref: string;
   /** A KMS reference (`awskms:///…`) or the path of a PEM public key file (`cosign.pub`). */

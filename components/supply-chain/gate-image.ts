@@ -1,7 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
+import { isDigestPinned } from "../../lib/image-ref";
 import type { RegistryCredentials } from "../../lib/registry";
+import { Attestations } from "./attestations";
+import { type ImageOrigin, type ProvenanceBuilder, provenanceJson, provenancePredicate } from "./provenance";
 import { ScanGate } from "./scan-gate";
 import { SigningPolicy } from "./signing-policy";
+import type { TrivySeverity } from "./trivy";
 
 /** An image in this stack's registry, by digest: what the build and promotion modules hand to the gates. */
 export interface StoredImage {
@@ -15,10 +19,24 @@ export interface StoredImage {
 
 /** The stack's supply-chain settings; a gate that is not configured is not run (local stack only). */
 export interface GateSettings {
-  /** Trivy scan gate (scan.*). @default no scan */
-  scan?: { projectRoot: string; ignoreFile: string; severities: ("CRITICAL" | "HIGH" | "MEDIUM" | "LOW" | "UNKNOWN")[] };
+  /**
+   * Trivy scan gate (scan.*). `ignoreUnfixed` (scan.ignoreUnfixed) lets findings without a fixed version pass.
+   * @default no scan; ignoreUnfixed false: HIGH and CRITICAL fail, fixed or not
+   */
+  scan?: { projectRoot: string; ignoreFile: string; severities: TrivySeverity[]; ignoreUnfixed?: boolean };
   /** cosign signature with the stack's KMS key. @default no signature */
   signing?: { keyRef: pulumi.Input<string>; tlogUpload: boolean };
+  /**
+   * SBOM (CycloneDX, by Trivy) and SLSA v1 provenance of every image (issue #12 point 7), written under
+   * `<outputDir>/<id>/` and, with `signing`, attached to the digest as attestations signed by the same key.
+   * @default neither generated
+   */
+  attestations?: {
+    /** Folder relative to the project root, e.g. `.attestations/<stack>`; one sub-folder per image. */
+    outputDir: string;
+    /** This program as the provenance's builder (provenance.ts readProgramBuilder). */
+    builder: ProvenanceBuilder;
+  };
   /** Registry credentials for trivy and cosign (ECR). @default their own keychains */
   credentials?: RegistryCredentials;
   /**
@@ -29,25 +47,68 @@ export interface GateSettings {
 }
 
 /**
- * An image that passed its gates (issue #10): `imageRef` resolves only after its scan and signature passed (and the
- * admission policy exists), and `evidence` says which gates ran, taken from the gates themselves: a flag is true
- * only once that gate's command succeeded, never copied from configuration.
+ * An image that passed its gates (issue #10): `imageRef` resolves only after its scan, signature and attestations
+ * passed (and the admission policy exists), and `evidence` says which gates ran, taken from the gates themselves: a
+ * flag is true only once that gate's command succeeded, never copied from configuration.
  */
 export interface GatedImage {
   id: string;
   stored: StoredImage;
   imageRef: pulumi.Output<string>;
-  evidence: { scanned: pulumi.Output<boolean>; signed: pulumi.Output<boolean> };
+  /** `attested`: the SBOM and provenance are attached to the digest, signed (false when only written to files). */
+  evidence: { scanned: pulumi.Output<boolean>; signed: pulumi.Output<boolean>; attested: pulumi.Output<boolean> };
+  /** The SBOM and provenance files (relative to the project root), when `settings.attestations` is set. */
+  files?: { sbom: pulumi.Output<string>; provenance: pulumi.Output<string> };
 }
 
 /**
- * Runs an image through the supply-chain gates in order: scan, then sign the scanned digest. The gate resources keep
- * their names (`<id>-scan`, `<id>-sign`) and stay top-level, as before this function existed, so no URN changed.
+ * The provenance predicate's text for one stored image. Every fact is a plain string or an Output; an Output marked
+ * secret is refused, so no secret can be written into a statement that is pushed next to the image.
  */
-export function gateImage(id: string, stored: StoredImage, settings: GateSettings): GatedImage {
+export function provenanceText(id: string, stored: StoredImage, origin: ImageOrigin<pulumi.Input<string>>, builder: ProvenanceBuilder): pulumi.Output<string> {
+  const fail = (message: string) => new Error(`gateImage "${id}": ${message}`);
+  const baseArgs = origin.kind === "build" ? Object.keys(origin.bases).sort() : [];
+  if (origin.kind === "build") {
+    // Plain facts fail now, at registration; Outputs when they resolve, before any command runs.
+    for (const arg of baseArgs) {
+      const base = origin.bases[arg];
+      if (typeof base === "string" && !isDigestPinned(base)) {
+        throw fail(`origin.bases.${arg} must be an image reference pinned by digest (repository[:tag]@sha256:<64 hex>), got ${JSON.stringify(base)}.`);
+      }
+    }
+  }
+  const baseValues = pulumi.all(origin.kind === "build" ? baseArgs.map((arg) => origin.bases[arg]!) : []);
+  const text = pulumi.all([stored.tag, stored.digest, baseValues]).apply(([tag, digest, bases]) => {
+    const resolved: ImageOrigin =
+      origin.kind === "build" ? { ...origin, bases: Object.fromEntries(baseArgs.map((arg, i) => [arg, bases[i]!])) } : origin;
+    try {
+      return provenanceJson(provenancePredicate({ builder, tag, digest, origin: resolved }));
+    } catch (e) {
+      throw fail(e instanceof Error ? e.message : String(e));
+    }
+  });
+  return pulumi.all([text, pulumi.isSecret(text)]).apply(([t, secret]) => {
+    if (secret) {
+      throw fail(
+        "a provenance fact (the tag, the digest or a base image reference) is a Pulumi secret. Provenance is pushed next to the image " +
+          "for anyone who can pull it to read: pass those facts in plain text, or leave the secret out.",
+      );
+    }
+    return t;
+  });
+}
+
+/**
+ * Runs an image through the supply-chain gates in order: scan, sign the scanned digest, then attest its SBOM and
+ * provenance to the signed digest (issue #12). The gate resources keep their names (`<id>-scan`, `<id>-sign`,
+ * `<id>-attest`) and stay top-level, as before this function existed, so no URN changed.
+ */
+export function gateImage(id: string, stored: StoredImage, settings: GateSettings, origin: ImageOrigin<pulumi.Input<string>>): GatedImage {
   let ref: pulumi.Output<string> = stored.imageRef;
   let scanned = pulumi.output(false);
   let signed = pulumi.output(false);
+  let attested = pulumi.output(false);
+  let files: GatedImage["files"];
   const credentials = settings.credentials ? { credentials: settings.credentials } : {};
   if (settings.scan) {
     const gate = new ScanGate(`${id}-scan`, { ref, ...settings.scan, ...credentials });
@@ -59,6 +120,18 @@ export function gateImage(id: string, stored: StoredImage, settings: GateSetting
     ref = sign.signedRef;
     signed = sign.signedRef.apply(() => true);
   }
+  if (settings.attestations) {
+    const attest = new Attestations(`${id}-attest`, {
+      ref,
+      outputDir: `${settings.attestations.outputDir.replace(/\/+$/, "")}/${id}`,
+      provenance: provenanceText(id, stored, origin, settings.attestations.builder),
+      ...(settings.signing ? { signing: settings.signing } : {}),
+      ...credentials,
+    });
+    ref = attest.attestedRef;
+    attested = attest.attestedRef.apply(() => attest.signed);
+    files = { sbom: attest.sbomFile, provenance: attest.provenanceFile };
+  }
   if (settings.admitted !== undefined) ref = pulumi.all([ref, settings.admitted]).apply(([r]) => r);
-  return { id, stored, imageRef: ref, evidence: { scanned, signed } };
+  return { id, stored, imageRef: ref, evidence: { scanned, signed, attested }, ...(files ? { files } : {}) };
 }

@@ -1,4 +1,5 @@
 import { mergeHubValues } from "../hub/hub-values";
+import { ATTESTATION_PREDICATE_TYPES } from "./cosign";
 /**
  * The admission policy as data (issue #4): Kyverno's ClusterPolicy that admits an image of ours only when it is
  * signed by the stack's key, and the Kyverno chart's values. Pure, so tests validate the exact objects against
@@ -70,6 +71,11 @@ export interface ClusterPolicyOptions {
    * made with `--tlog-upload=false` need `ignoreTlog: true` or every pod is refused.
    */
   tlogUpload: boolean;
+  /**
+   * Also require, on every image the policy checks, a CycloneDX SBOM and a SLSA v1 provenance attestation signed by
+   * one of the same keys (admission.requireAttestations; issue #12). @default false: the signature alone admits
+   */
+  requireAttestations?: boolean;
   /** Admission webhook timeout; image verification fetches from the registry, so allow the maximum. @default 30 */
   webhookTimeoutSeconds?: number;
   /** @default "current" (Kyverno 1.13+, chart 3.3.0+) */
@@ -111,24 +117,35 @@ export function clusterPolicy(options: ClusterPolicyOptions): ClusterPolicyDocum
   if (problems.length > 0) throw new Error(`Kyverno ClusterPolicy "${options.name}": ${problems.join(" ")}`);
 
   const style = options.fieldStyle ?? "current";
+  const attestors = () => [
+    {
+      // One entry per accepted key; count 1: a signature by any one of them admits the image (key rotation).
+      count: 1,
+      entries: keys.map((pem) => ({
+        keys: {
+          publicKeys: pem,
+          rekor: options.tlogUpload ? { url: PUBLIC_REKOR_URL } : { url: PUBLIC_REKOR_URL, ignoreTlog: true },
+          // A key signature carries no certificate, so there is no certificate timestamp to check.
+          ctlog: { ignoreSCT: true },
+        },
+      })),
+    },
+  ];
   const verifyImages: Record<string, unknown> = {
     ...(style === "current" ? { failureAction: "Enforce" } : {}),
     type: "Cosign",
     imageReferences: [...options.imageReferences],
-    attestors: [
-      {
-        // One entry per accepted key; count 1: a signature by any one of them admits the image (key rotation).
-        count: 1,
-        entries: keys.map((pem) => ({
-          keys: {
-            publicKeys: pem,
-            rekor: options.tlogUpload ? { url: PUBLIC_REKOR_URL } : { url: PUBLIC_REKOR_URL, ignoreTlog: true },
-            // A key signature carries no certificate, so there is no certificate timestamp to check.
-            ctlog: { ignoreSCT: true },
-          },
-        })),
-      },
-    ],
+    attestors: attestors(),
+    // Kyverno 1.15 ImageVerification.attestations: each entry's `type` is the in-toto predicate type, and without
+    // `conditions` an attestation of that type signed by the attestors satisfies it (the CRD's own description).
+    ...(options.requireAttestations === true
+      ? {
+          attestations: [
+            { type: ATTESTATION_PREDICATE_TYPES.cyclonedx, attestors: attestors() },
+            { type: ATTESTATION_PREDICATE_TYPES.slsaprovenance1, attestors: attestors() },
+          ],
+        }
+      : {}),
     // Pods must name a digest; a tag is resolved and replaced by its digest, so what runs is what was verified.
     mutateDigest: true,
     verifyDigest: true,
@@ -160,17 +177,19 @@ export function clusterPolicy(options: ClusterPolicyOptions): ClusterPolicyDocum
           webhookTimeoutSeconds: timeout,
           rules: [rule],
         };
-  return { apiVersion: "kyverno.io/v1", kind: "ClusterPolicy", metadata: clusterPolicyMetadata(options.name), spec };
+  return { apiVersion: "kyverno.io/v1", kind: "ClusterPolicy", metadata: clusterPolicyMetadata(options.name, options.requireAttestations ?? false), spec };
 }
 
 /** The ClusterPolicy's metadata: plain data, known before the key exists (so a preview shows the name). */
-export function clusterPolicyMetadata(name: string): ClusterPolicyDocument["metadata"] {
+export function clusterPolicyMetadata(name: string, requireAttestations = false): ClusterPolicyDocument["metadata"] {
+  const signed = "Pods in the workbench namespaces run images of this program's repositories only by a digest signed with the stack's cosign KMS key";
   return {
     name,
     annotations: {
-      "policies.kyverno.io/title": "Workbench images are signed",
-      "policies.kyverno.io/description":
-        "Pods in the workbench namespaces run images of this program's repositories only by a digest signed with the stack's cosign KMS key.",
+      "policies.kyverno.io/title": requireAttestations ? "Workbench images are signed and attested" : "Workbench images are signed",
+      "policies.kyverno.io/description": requireAttestations
+        ? `${signed}, with a CycloneDX SBOM and a SLSA provenance attestation signed by the same key.`
+        : `${signed}.`,
     },
   };
 }

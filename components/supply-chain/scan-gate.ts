@@ -15,15 +15,15 @@ export interface ScanGateArgs {
   ignoreFile: string;
   /** Severities that fail the gate (scan.severities). @default ["CRITICAL", "HIGH"] */
   severities?: TrivySeverity[];
-  /** Leave out findings with no fixed version. @default true (see components/supply-chain/trivy.ts) */
+  /** Leave out findings with no fixed version (scan.ignoreUnfixed). @default false: HIGH and CRITICAL fail, fixed or not */
   ignoreUnfixed?: boolean;
   /** Pull credentials (ECR); the password must be a Pulumi secret. @default none: Trivy's own keychain (local registry) */
   credentials?: Pick<RegistryCredentials, "username" | "password">;
 }
 
 /**
- * The scan gate (issue #4): Trivy scans the pushed digest and a CRITICAL or HIGH finding fails `pulumi up` here,
- * before anything signs, validates or publishes the image. `scannedRef` is the same string as `ref`, but resolves
+ * The scan gate (issue #4): Trivy scans the pushed digest and a CRITICAL or HIGH finding, fixed or not (issue #12),
+ * that the ignore file does not accept fails `pulumi up` here, before anything signs, validates or publishes the image. `scannedRef` is the same string as `ref`, but resolves
  * only after the scan passed, so whatever consumes it waits for (and depends on) the scan.
  */
 export class ScanGate extends pulumi.ComponentResource {

@@ -27,8 +27,9 @@ export interface TrivyScanOptions {
   /** Severities that fail the gate, emitted most severe first. @default ["CRITICAL", "HIGH"] */
   severities?: readonly TrivySeverity[];
   /**
-   * Leave out findings that have no fixed version yet. @default true: the gate stops images a rebuild or an upgrade
-   * could fix; failing on findings nobody can fix would only push people to ignore them wholesale (docs/supply-chain.md).
+   * Leave out findings that have no fixed version yet (`--ignore-unfixed`).
+   * @default false: a HIGH or CRITICAL finding fails the gate whether or not a fix exists (issue #12 point 6); the
+   * way to accept one is an expiring, reviewed entry in the ignore file (docs/supply-chain.md).
    */
   ignoreUnfixed?: boolean;
   /** Trivy's own timeout; its 5-minute default is too short for multi-gigabyte CUDA images. @default "30m" */
@@ -59,7 +60,7 @@ export function trivyScanFlags(options: Omit<TrivyScanOptions, "ref">): string[]
     "vuln,secret",
     "--severity",
     severities.join(","),
-    ...((options.ignoreUnfixed ?? true) ? ["--ignore-unfixed"] : []),
+    ...((options.ignoreUnfixed ?? false) ? ["--ignore-unfixed"] : []),
     "--ignorefile",
     shellQuote(options.ignoreFile),
     "--exit-code",
@@ -76,6 +77,41 @@ export function trivyScanFlags(options: Omit<TrivyScanOptions, "ref">): string[]
 export function trivyScanCommand(options: TrivyScanOptions): string {
   requireDigestRef(options.ref, "the scan gate scans");
   return ["trivy", "image", ...trivyScanFlags(options), options.ref].join(" ");
+}
+
+export interface TrivySbomOptions {
+  /** `repository@sha256:<64 hex>`; a tag is refused. */
+  ref: string;
+  /** The CycloneDX file to write, relative to the directory the command runs in (the project root). */
+  output: string;
+  /** @default "30m" (see TrivyScanOptions.timeout) */
+  timeout?: string;
+}
+
+/**
+ * `trivy image` writing the CycloneDX SBOM of the registry's copy of a digest. `--format cyclonedx` turns security
+ * scanning off unless `--scanners` asks for it (Trivy's SBOM docs), so this needs no vulnerability database and
+ * lists packages only: the scan gate is where findings are judged.
+ */
+export function trivySbomCommand(options: TrivySbomOptions): string {
+  requireDigestRef(options.ref, "the SBOM describes");
+  if (!/\.json$/.test(options.output)) throw new Error(`args.output must be a .json file (CycloneDX JSON), got ${JSON.stringify(options.output)}.`);
+  const timeout = options.timeout ?? "30m";
+  if (!/^\d+(h|m|s)$/.test(timeout)) throw new Error(`args.timeout must be a duration such as "30m", got ${JSON.stringify(timeout)}.`);
+  return [
+    "trivy",
+    "image",
+    "--image-src",
+    "remote",
+    "--format",
+    "cyclonedx",
+    "--output",
+    shellQuote(options.output),
+    "--no-progress",
+    "--timeout",
+    timeout,
+    options.ref,
+  ].join(" ");
 }
 
 /** sha256 of the ignore file's bytes: a scan trigger, so editing the file re-runs every scan. */

@@ -168,7 +168,7 @@ function only(plan: Plan, type: string, name: string): PlannedResource {
   return found[0]!;
 }
 
-async function planSupplyChain(options: { protect: boolean; ref?: pulumi.Input<string> }): Promise<Plan> {
+async function planSupplyChain(options: { protect: boolean; ref?: pulumi.Input<string>; requireAttestations?: boolean }): Promise<Plan> {
   return runPlan({
     project: PROJECT,
     stack: "test",
@@ -200,6 +200,7 @@ async function planSupplyChain(options: { protect: boolean; ref?: pulumi.Input<s
           publicKeyPem: key.publicKeyPem,
           tlogUpload: false,
           kyvernoServiceAccountRoleArn: `arn:aws:iam::${ACCOUNT}:role/kyverno-ecr-read`,
+          ...(options.requireAttestations !== undefined ? { requireAttestations: options.requireAttestations } : {}),
           chartImages: loadChartImages(),
         },
         { providers: [cluster] },
@@ -220,7 +221,7 @@ describe("ScanGate → SigningPolicy under the mock runtime", () => {
     const plan = await planSupplyChain({ protect: false });
     const scan = only(plan, "command:local:Command", "app-cpu-scan-trivy");
     const create =
-      `trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH --ignore-unfixed --ignorefile .trivyignore.yaml ` +
+      `trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH --ignorefile .trivyignore.yaml ` +
       `--exit-code 1 --no-progress --timeout 30m --format table ${REF}`;
     const hash = ignoreFileHash(fs.readFileSync(path.join(ROOT, ".trivyignore.yaml"), "utf8"));
     expect(scan.inputs).toEqual({
@@ -309,6 +310,27 @@ describe("ScanGate → SigningPolicy under the mock runtime", () => {
     expect(verify.imageReferences).toEqual([`${HOST}/wb/*`, `${HOST}/wb-*/*`]);
     expect(verify.attestors[0]!.entries[0]!.keys.publicKeys).toBe(plan.outputs["publicKeyPem"]);
     expect(() => new ClusterPolicy(policy.inputs as ConstructorParameters<typeof ClusterPolicy>[0]).validate()).not.toThrow();
+  });
+});
+
+describe("AdmissionPolicy with requireAttestations", () => {
+  it("passes the setting to the ClusterPolicy: SBOM and provenance attestations by the stack key", async () => {
+    const plan = await planSupplyChain({ protect: false, requireAttestations: true });
+    const policy = only(plan, "kubernetes:kyverno.io/v1:ClusterPolicy", "admission-policy");
+    const spec = policy.inputs["spec"] as { rules: { verifyImages: { attestors: unknown[]; attestations: { type: string; attestors: unknown[] }[] }[] }[] };
+    const verify = spec.rules[0]!.verifyImages[0]!;
+    expect(verify.attestations.map((a) => a.type)).toEqual(["https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1"]);
+    for (const a of verify.attestations) expect(a.attestors).toEqual(verify.attestors);
+    expect((policy.inputs["metadata"] as { annotations: Record<string, string> }).annotations["policies.kyverno.io/title"]).toBe(
+      "Workbench images are signed and attested",
+    );
+    expect(() => new ClusterPolicy(policy.inputs as ConstructorParameters<typeof ClusterPolicy>[0]).validate()).not.toThrow();
+  });
+
+  it("requires the signature only when not set", async () => {
+    const plan = await planSupplyChain({ protect: false });
+    const spec = only(plan, "kubernetes:kyverno.io/v1:ClusterPolicy", "admission-policy").inputs["spec"] as { rules: { verifyImages: object[] }[] };
+    expect(spec.rules[0]!.verifyImages[0]).not.toHaveProperty("attestations");
   });
 });
 

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { ignoreFileHash, trivyScanCommand, validateIgnoreFile } from "../../../components/supply-chain/trivy";
+import { ignoreFileHash, trivySbomCommand, trivyScanCommand, validateIgnoreFile } from "../../../components/supply-chain/trivy";
 import { PROJECT_ROOT } from "../../../lib/paths";
 
 const ROOT = PROJECT_ROOT;
@@ -11,16 +11,26 @@ const FILE = ".trivyignore.yaml";
 const TODAY = new Date("2026-03-01T15:30:00Z");
 
 describe("the Trivy scan command", () => {
-  it("fails (exit 1) on fixable CRITICAL/HIGH findings of the registry's copy of the digest", () => {
-    expect(trivyScanCommand({ ref: REF, ignoreFile: FILE })).toBe(
+  it("fails (exit 1) on CRITICAL/HIGH findings of the registry's copy of the digest, fixed or not (issue #12)", () => {
+    const command = trivyScanCommand({ ref: REF, ignoreFile: FILE });
+    expect(command).toBe(
+      "trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH " +
+        `--ignorefile .trivyignore.yaml --exit-code 1 --no-progress --timeout 30m --format table ${REF}`,
+    );
+    expect(command).not.toContain("--ignore-unfixed");
+    expect(trivyScanCommand({ ref: REF, ignoreFile: FILE, ignoreUnfixed: false })).toBe(command);
+  });
+
+  it("lets findings without a fixed version pass only when ignoreUnfixed is true (scan.ignoreUnfixed)", () => {
+    expect(trivyScanCommand({ ref: REF, ignoreFile: FILE, ignoreUnfixed: true })).toBe(
       "trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH --ignore-unfixed " +
         `--ignorefile .trivyignore.yaml --exit-code 1 --no-progress --timeout 30m --format table ${REF}`,
     );
   });
 
-  it("orders severities most severe first, can include unfixed findings, and quotes an odd ignore-file path", () => {
+  it("orders severities most severe first and quotes an odd ignore-file path", () => {
     expect(
-      trivyScanCommand({ ref: REF, ignoreFile: "security/trivy ignore.yaml", severities: ["MEDIUM", "CRITICAL", "HIGH"], ignoreUnfixed: false, timeout: "1h" }),
+      trivyScanCommand({ ref: REF, ignoreFile: "security/trivy ignore.yaml", severities: ["MEDIUM", "CRITICAL", "HIGH"], timeout: "1h" }),
     ).toBe(
       "trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH,MEDIUM " +
         `--ignorefile 'security/trivy ignore.yaml' --exit-code 1 --no-progress --timeout 1h --format table ${REF}`,
@@ -30,7 +40,7 @@ describe("the Trivy scan command", () => {
   it("scans the local stack's loopback registry the same way (go-containerregistry talks HTTP to 127.0.0.1)", () => {
     const local = `127.0.0.1:5001/wb/app-cpu@sha256:${"cd".repeat(32)}`;
     expect(trivyScanCommand({ ref: local, ignoreFile: FILE })).toBe(
-      "trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH --ignore-unfixed " +
+      "trivy image --image-src remote --scanners vuln,secret --severity CRITICAL,HIGH " +
         `--ignorefile .trivyignore.yaml --exit-code 1 --no-progress --timeout 30m --format table ${local}`,
     );
   });
@@ -50,6 +60,26 @@ describe("the Trivy scan command", () => {
     expect(() => trivyScanCommand({ ref: REF, ignoreFile: FILE, timeout: "30 minutes" })).toThrow(
       'args.timeout must be a duration such as "30m", got "30 minutes".',
     );
+  });
+});
+
+describe("the Trivy SBOM command", () => {
+  it("writes the CycloneDX SBOM of the registry's copy of the digest (no vulnerability scan, no database)", () => {
+    expect(trivySbomCommand({ ref: REF, output: ".attestations/dev/app-cpu/sha256-ab.cdx.json" })).toBe(
+      `trivy image --image-src remote --format cyclonedx --output .attestations/dev/app-cpu/sha256-ab.cdx.json --no-progress --timeout 30m ${REF}`,
+    );
+    expect(trivySbomCommand({ ref: REF, output: "out dir/sbom.json", timeout: "1h" })).toBe(
+      `trivy image --image-src remote --format cyclonedx --output 'out dir/sbom.json' --no-progress --timeout 1h ${REF}`,
+    );
+  });
+
+  it("refuses a reference by tag, an output that is not JSON and a malformed timeout", () => {
+    const tagRef = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/wb/app-cpu:latest";
+    expect(() => trivySbomCommand({ ref: tagRef, output: "sbom.json" })).toThrow(
+      `args.ref must be an image reference pinned by digest (repository@sha256:<64 hex>), got "${tagRef}": the SBOM describes a digest, never a tag`,
+    );
+    expect(() => trivySbomCommand({ ref: REF, output: "sbom.xml" })).toThrow('args.output must be a .json file (CycloneDX JSON), got "sbom.xml".');
+    expect(() => trivySbomCommand({ ref: REF, output: "sbom.json", timeout: "1 hour" })).toThrow('args.timeout must be a duration such as "30m", got "1 hour".');
   });
 });
 
