@@ -5,7 +5,7 @@ import { JupyterHub } from "./components/hub";
 import { PromotedImage, ReleaseTag } from "./components/promotion";
 import { createProviders, type Providers } from "./components/providers";
 import { LocalRegistry } from "./components/registry";
-import { AdmissionPolicy, ecrRegistryHost, type GatedImage, gateImage, imageReferencePatterns, SigningKey, type StoredImage } from "./components/supply-chain";
+import { AdmissionPolicy, ecrRegistryHost, type GatedImage, gateImage, type ImageOrigin, imageReferencePatterns, readProgramBuilder, SigningKey, type StoredImage } from "./components/supply-chain";
 import { GpuValidationSuite } from "./components/validation";
 import { type ImageSpec, loadStackConfig, type StackConfig, type StackOutputsInput } from "./config";
 
@@ -45,40 +45,66 @@ export = async function main(): Promise<StackOutputsInput> {
           ...(cfg.admission.kyvernoServiceAccountRoleArn !== undefined ? { kyvernoServiceAccountRoleArn: cfg.admission.kyvernoServiceAccountRoleArn } : {}),
           policyName: cfg.admission.policyName,
           webhookTimeoutSeconds: cfg.admission.webhookTimeoutSeconds,
+          requireAttestations: cfg.admission.requireAttestations,
           chartImages: cfg.chartImages,
         }, { provider: providers.kubernetes })
       : undefined;
 
-  // 4. Images: each spec built (or, in promote mode, copied by digest) and run through scan → sign → admission.
+  // 4. Images: each spec built (or, in promote mode, copied by digest) and run through scan → sign → admission, then
+  //    (GPU images) a CUDA check Job per pool, CPU mode on the local stack. An image is usable only through the ref
+  //    that passed all of that: a GPU image's validated ref, a CPU image's gated ref. Images built on another spec
+  //    (per-user layers, seed 002) come in a second wave, over their base's passed ref (issue #11): what was
+  //    validated is what gets extended.
   const gated: Record<string, GatedImage> = {};
-  for (const spec of cfg.images) {
-    gated[spec.id] = gateImage(spec.id, storeImage(cfg, spec, gated, providers, localRegistry), {
-      ...(cfg.scan.scanner === "trivy" ? { scan: { projectRoot: cfg.projectRoot, ignoreFile: cfg.scan.ignoreFile, severities: cfg.scan.severities } } : {}),
-      ...(signingKey && cfg.signing.mode === "cosign-kms" ? { signing: { keyRef: signingKey.cosignKeyRef, tlogUpload: cfg.signing.tlogUpload } } : {}),
-      ...(admission ? { admitted: admission.policyName } : {}),
-      ...credentials,
-    });
-  }
-
-  // 5. GPU validation: a CUDA check Job per GPU image × pool (CPU mode on the local stack). A GPU image is
-  //    publishable only through its validated ref; a CPU image through its gated ref.
-  const gpuImages = cfg.images.filter((s) => s.gpu);
-  const validation =
-    gpuImages.length > 0
-      ? new GpuValidationSuite("gpu-validation", {
+  const gateSettings = {
+    ...(cfg.scan.scanner === "trivy" ? { scan: { projectRoot: cfg.projectRoot, ignoreFile: cfg.scan.ignoreFile, severities: cfg.scan.severities, ignoreUnfixed: cfg.scan.ignoreUnfixed } } : {}),
+    ...(signingKey && cfg.signing.mode === "cosign-kms" ? { signing: { keyRef: signingKey.cosignKeyRef, tlogUpload: cfg.signing.tlogUpload } } : {}),
+    // SBOM and provenance (issue #12): attested with the signing key; without one only written to files. The SBOM needs
+    // trivy, so a stack with neither a signing key nor the trivy scanner (local, by default) generates none.
+    ...(signingKey || cfg.scan.scanner === "trivy"
+      ? { attestations: { outputDir: `.attestations/${cfg.stack}`, builder: readProgramBuilder(cfg.projectRoot, cfg.source.url) } }
+      : {}),
+    ...(admission ? { admitted: admission.policyName } : {}),
+    ...credentials,
+  };
+  const builtOnSpec = (s: ImageSpec) => s.source.kind === "build" && s.source.base.kind === "image";
+  const validate = (name: string, specs: ImageSpec[], continues?: GpuValidationSuite) =>
+    specs.some((s) => s.gpu)
+      ? new GpuValidationSuite(name, {
           validation: cfg.validation,
           checksDir: path.join(cfg.projectRoot, "images", "checks"),
-          targets: gpuImages.map((s) => ({ variant: s.checks, imageRef: gated[s.id]!.imageRef, pools: s.pools })),
+          targets: specs.filter((s) => s.gpu).map((s) => ({ variant: s.checks, imageRef: gated[s.id]!.imageRef, pools: s.pools })),
+          ...(continues ? { continues } : {}),
         }, { providers: [providers.kubernetes] })
       : undefined;
+  const suites: GpuValidationSuite[] = [];
+  const passedRef = (id: string) => (cfg.images.find((s) => s.id === id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : gated[id]?.imageRef);
+  const waves = [cfg.images.filter((s) => !builtOnSpec(s)), cfg.images.filter(builtOnSpec)];
+  waves.forEach((wave, i) => {
+    for (const spec of wave) {
+      gated[spec.id] = gateImage(spec.id, storeImage(cfg, spec, passedRef, providers, localRegistry), gateSettings, imageOrigin(cfg, spec, passedRef));
+    }
+    const suite = validate(i === 0 ? "gpu-validation" : "gpu-validation-users", wave, suites[0]);
+    if (suite) suites.push(suite);
+  });
   const validated = cfg.images.flatMap((spec) => {
-    const ref = spec.gpu ? validation?.validatedRefs[spec.id] : gated[spec.id]!.imageRef;
-    return ref === undefined ? [] : [{ spec, ref, gated: gated[spec.id]!, pools: spec.gpu ? (validation?.validatedPools[spec.id] ?? []) : [] }];
+    const ref = passedRef(spec.id);
+    const pools = spec.gpu ? (suites.find((v) => v.validatedPools[spec.id])?.validatedPools[spec.id] ?? []) : [];
+    return ref === undefined ? [] : [{ spec, ref, gated: gated[spec.id]!, pools }];
   });
   const offered = validated.filter((v) => v.spec.offer?.publish !== undefined);
 
-  // 6. JupyterHub: profiles from validated digests only, per-user profiles for their owners, the discovery catalog.
-  const hub = cfg.jupyterhub.enabled
+  // 5. JupyterHub: profiles from validated digests only, per-user profiles for their owners, the discovery catalog.
+  //    Never a hub without a shared profile: KubeSpawner would serve the chart's sample image (issue #11).
+  const publishable = offered.filter((v) => !v.spec.gpu || v.spec.pools.length > 0);
+  if (cfg.jupyterhub.enabled && publishable.length === 0) {
+    pulumi.log.warn(
+      cfg.mode === "promote"
+        ? "jupyterhub: not deployed yet: no published image has been promoted to this stack. Run `npm run promote` and merge its pull request; the hub is deployed with the first promoted published image."
+        : "jupyterhub: not deployed: no published image of the catalog is built and validated on this stack (every one is disabled or has no pool). Enable one, or add a pool.",
+    );
+  }
+  const hub = cfg.jupyterhub.enabled && publishable.length > 0
     ? new JupyterHub("jupyterhub", {
         hub: cfg.jupyterhub,
         secrets: cfg.jupyterhubSecrets,
@@ -90,13 +116,13 @@ export = async function main(): Promise<StackOutputsInput> {
       }, { provider: providers.kubernetes })
     : undefined;
 
-  // 7. Published digests built here get a release-* tag, which the ECR lifecycle never expires (promoted ones carry
-  //    promoted-* already); only after the hub release succeeded, because the tag means "offered to users".
+  // 6. Published digests built here, shared and per-user, get a release-* tag, which the ECR lifecycle never expires
+  //    (promoted ones carry promoted-* already); only after the hub release succeeded: the tag means "offered to users".
   if (hub && cfg.mode === "build" && cfg.registry.kind === "ecr") {
-    for (const v of offered) new ReleaseTag(`${v.spec.id}-release`, { imageRef: v.ref, ...credentials, after: [hub] });
+    for (const v of [...offered, ...validated.filter((x) => x.spec.owner)]) new ReleaseTag(`${v.spec.id}-release`, { imageRef: v.ref, ...credentials, after: [hub] });
   }
 
-  // 8. Outputs: the typed contract `npm run promote` reads.
+  // 7. Outputs: the typed contract `npm run promote` reads.
   const describe = (s: StoredImage) => ({ imageRef: s.imageRef, repositoryUrl: s.repositoryUrl, tag: s.tag, digest: s.digest });
   const byKind = (kind: ImageSpec["kind"]) =>
     Object.fromEntries(cfg.images.filter((s) => s.kind === kind).map((s) => [s.id, describe(gated[s.id]!.stored)]));
@@ -114,8 +140,35 @@ export = async function main(): Promise<StackOutputsInput> {
   };
 };
 
-/** Builds a spec (over a pinned base, or over another spec's digest) or copies its promoted digest into this registry. */
-function storeImage(cfg: StackConfig, spec: ImageSpec, stored: Record<string, GatedImage>, providers: Providers, localRegistry?: LocalRegistry): StoredImage {
+/**
+ * What the provenance records about how a spec's image came to be (components/supply-chain/provenance.ts): the build's
+ * inputs, with the very base reference storeImage builds over, or the promotion's source.
+ */
+function imageOrigin(cfg: StackConfig, spec: ImageSpec, passedRef: (id: string) => pulumi.Output<string> | undefined): ImageOrigin<pulumi.Input<string>> {
+  if (spec.source.kind === "promoted") {
+    const p = spec.source.promoted;
+    const source = { url: cfg.source.url, ...(cfg.source.revision !== undefined ? { revision: cfg.source.revision } : {}) };
+    return { kind: "promotion", sourceRef: p.source, fromStack: cfg.promotion.from, validatedPools: p.validatedPools, source };
+  }
+  const b = spec.source.build;
+  const base = spec.source.base;
+  return {
+    kind: "build",
+    context: b.context,
+    dockerfile: b.dockerfile,
+    ...(b.target !== undefined ? { target: b.target } : {}),
+    platforms: b.platforms,
+    buildArgs: b.buildArgs,
+    bases: { ...b.extraBases, [b.baseArg]: base.kind === "external" ? base.ref : passedRef(base.id)! },
+    source: { url: b.sourceUrl, ...(b.revision !== undefined ? { revision: b.revision } : {}) },
+  };
+}
+
+/**
+ * Builds a spec (over a pinned base, or over another spec's passed ref) or copies its promoted digest into this
+ * registry. `passedRef(id)` is the ref of an image that passed its scan, signature and (GPU) validation.
+ */
+function storeImage(cfg: StackConfig, spec: ImageSpec, passedRef: (id: string) => pulumi.Output<string> | undefined, providers: Providers, localRegistry?: LocalRegistry): StoredImage {
   const opts: pulumi.ComponentResourceOptions = { providers: providers.list };
   const credentials = providers.credentials ? { credentials: providers.credentials } : {};
   if (spec.source.kind === "promoted") {
@@ -126,8 +179,8 @@ function storeImage(cfg: StackConfig, spec: ImageSpec, stored: Record<string, Ga
     return new PromotedImage(spec.id, { ...args, ...credentials, ...sourceCredentials }, opts);
   }
   const base = spec.source.base;
-  // A per-user layer builds over its base's pushed digest (issue #8 of the cluster issue tightens this to the gated one).
-  const baseRef = base.kind === "external" ? base.ref : stored[base.id]!.stored.imageRef;
+  // config/load.ts refuses a per-user image whose GPU base has no pool to pass validation on.
+  const baseRef = base.kind === "external" ? base.ref : passedRef(base.id)!;
   const waitFor = localRegistry ? { waitFor: [localRegistry.container] } : {};
   return new ImageVariant(spec.id, { build: spec.source.build, baseRef, repositoryName: spec.repositoryName, registry: cfg.registry, ...credentials, ...waitFor }, opts);
 }

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { summarizeDockerfile } from "./dockerfile";
+import { dockerfileRuntime, summarizeDockerfile } from "./dockerfile";
 import { parseImageRef } from "../lib/image-ref";
 import { isValidRepositoryName, variantRepositoryName } from "../lib/naming";
 import { formatPath, type Problem, renderReceived, zodProblems } from "../lib/problems";
@@ -38,6 +38,23 @@ const resources = strictObject({
   }),
 });
 
+/** Linux ids: 0..2^31-1 (Kubernetes' runAsUser/runAsGroup/fsGroup are int64, Linux ids 32-bit; 2^31-1 is what both take). */
+const linuxId = z.number().int().min(0).max(2147483647);
+
+/**
+ * The user a published image runs as and its home directory (issue #11). KubeSpawner runs every pod as
+ * `singleuser.uid` (z2jh default 1000) unless the profile says otherwise, and mounts the home volume at
+ * `singleuser.storage.homeMountPath` (/home/jovyan): each profile sets uid, gid, fs_gid, working_dir and the home
+ * mount from this, so the server starts as the image's own user and keeps its work on the volume.
+ */
+const runAs = strictObject({
+  uid: linuxId,
+  /** Primary group; also the home volume's fsGroup (OpenShift-style images such as ODH use 0). */
+  gid: linuxId,
+  /** Absolute home directory: where the home volume is mounted and the server starts. */
+  home: z.string().regex(/^\/(?:[A-Za-z0-9._-]+\/?)+$/, { error: "must be an absolute directory such as /home/jovyan." }),
+});
+
 const publish = strictObject({
   displayName: z.string().min(1),
   description: z.string().min(1),
@@ -67,6 +84,7 @@ const variantSchema = strictObject({
     imports: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).default([]),
   }),
   sizeBudgetMB: z.number().int().positive(),
+  runAs: runAs.optional(),
   publish: publish.optional(),
 });
 
@@ -170,6 +188,11 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
           v.target,
         );
       }
+      if (summary && v.runAs !== undefined) {
+        runAsProblems(v.runAs, dockerfileRuntime(fs.readFileSync(dockerfilePath, "utf8"), v.target), v.dockerfile).forEach(([key, message, received]) =>
+          at(["variants", i, "runAs", key], message, received),
+        );
+      }
       if (summary) {
         for (const arg of [v.base.arg, ...Object.keys(v.extraBases)]) {
           if (!summary.globalArgs.includes(arg)) {
@@ -191,6 +214,9 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     if (v.gpu && v.cuda === undefined) at(["variants", i, "cuda"], 'is required for a GPU variant (gpu: true). Set the CUDA version the image ships, e.g. "12.8".');
     if (!v.gpu && v.cuda !== undefined) at(["variants", i, "cuda"], "is set on a variant without gpu: true. Remove it, or set gpu: true.", v.cuda);
     if (!v.gpu && v.ships.flashAttn) at(["variants", i, "ships", "flashAttn"], "needs a GPU variant. Remove it, or set gpu: true.", true);
+    if (v.publish && v.runAs === undefined) {
+      at(["variants", i, "runAs"], "is required for a published variant: the hub starts its pods as this user with this home. Add runAs: {uid, gid, home} as the image's Dockerfile (or its base) sets them.");
+    }
     if (v.publish) {
       const r = v.publish.resources;
       if (r.cpu.guarantee > r.cpu.limit) {
@@ -209,4 +235,28 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     return { ...v, contextDir, dockerfilePath };
   });
   return problems.length > 0 ? { problems } : { catalog: { file, variants }, problems };
+}
+
+/**
+ * runAs against what the Dockerfile itself says: a numeric `USER uid[:gid]` must match, and a literal WORKDIR must be
+ * the home or inside it (ml-stack's jupyter target works in ~/work). A USER by name or through a variable, or none
+ * (inherited from the base), cannot be read here and is taken as declared.
+ */
+function runAsProblems(
+  runAs: { uid: number; gid: number; home: string },
+  runtime: { user?: string; workdir?: string },
+  dockerfile: string,
+): Array<[string, string, unknown]> {
+  const problems: Array<[string, string, unknown]> = [];
+  const m = runtime.user !== undefined ? /^(\d+)(?::(\d+))?$/.exec(runtime.user) : null;
+  if (m !== null) {
+    if (Number(m[1]) !== runAs.uid) problems.push(["uid", `differs from ${dockerfile}'s \`USER ${runtime.user}\`. Set it to ${m[1]}, or change the Dockerfile.`, runAs.uid]);
+    if (m[2] !== undefined && Number(m[2]) !== runAs.gid) problems.push(["gid", `differs from ${dockerfile}'s \`USER ${runtime.user}\`. Set it to ${m[2]}, or change the Dockerfile.`, runAs.gid]);
+  }
+  const home = runAs.home.replace(/\/+$/, "");
+  const workdir = runtime.workdir?.replace(/\/+$/, "");
+  if (workdir !== undefined && workdir.startsWith("/") && !workdir.includes("$") && workdir !== home && !workdir.startsWith(`${home}/`)) {
+    problems.push(["home", `is not ${dockerfile}'s \`WORKDIR ${runtime.workdir}\` nor a parent of it: the server would start outside the home volume. Set home to ${workdir}, or change the Dockerfile.`, runAs.home]);
+  }
+  return problems;
 }

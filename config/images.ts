@@ -51,7 +51,7 @@ export function resolveImageSpecs(cfg: Omit<StackConfig, "kubeconfig" | "jupyter
     gpu: v.gpu,
     pools: v.gpu ? (cfg.poolsByVariant[v.name] ?? []) : [],
     checks: { name: v.name, cuda: v.cuda, ships: v.ships, smoke: v.smoke, gpu: v.gpu, sizeBudgetMB: v.sizeBudgetMB },
-    offer: { name: v.name, gpu: v.gpu, cuda: v.cuda, publish: v.publish },
+    offer: { name: v.name, gpu: v.gpu, cuda: v.cuda, publish: v.publish, ...(v.runAs !== undefined ? { runAs: v.runAs } : {}) },
   });
   const userSpec = (u: UserConfig, source: ImageSource): ImageSpec => {
     const base = variantOf(u.baseVariant);
@@ -64,7 +64,7 @@ export function resolveImageSpecs(cfg: Omit<StackConfig, "kubeconfig" | "jupyter
       pools: base.gpu ? (cfg.poolsByVariant[base.name] ?? []) : [],
       // The user layer can break what the base passed: it is checked like its base, under its own id.
       checks: { name: u.id, cuda: base.cuda, ships: base.ships, smoke: base.smoke, gpu: base.gpu, sizeBudgetMB: base.sizeBudgetMB },
-      owner: { login: u.login, username: u.username, uid: u.uid, gid: u.gid, project: u.project, baseVariant: u.baseVariant },
+      owner: { login: u.login, hubUsername: u.hubUsername, username: u.username, uid: u.uid, gid: u.gid, project: u.project, baseVariant: u.baseVariant },
     };
   };
 

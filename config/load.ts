@@ -109,6 +109,20 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
 
   const poolsByVariant = resolvePools(c, variants, ns, problems);
   const users = resolveUsers(c, { byName, names, variants }, ns, problems);
+  // A GPU image is usable only once validated on a pool (issue #11): a per-user layer builds on its base's validated
+  // ref, so a GPU base without a pool leaves nothing to build on; a GPU variant without one is built and never offered.
+  const poolWarnings: Problem[] = [];
+  if (mode === "build") {
+    for (const v of variants.filter((x) => x.gpu && (poolsByVariant[x.name] ?? []).length === 0)) {
+      poolWarnings.push({ path: `${ns}variants.${v.name}`, message: "is a GPU variant with no compatible, non-excluded pool on this stack: it is built, scanned and signed but never validated, offered or promotable. Add a pool, or set variants." + v.name + ".enabled: false." });
+    }
+    users.forEach((u, i) => {
+      const base = variants.find((v) => v.name === u.baseVariant);
+      if (base?.gpu && (poolsByVariant[base.name] ?? []).length === 0) {
+        at(`users[${i}].baseVariant`, "is a GPU variant with no pool on this stack to be validated on, and a per-user image builds only on a validated base. Add a compatible pool, or choose another base.", u.baseVariant);
+      }
+    });
+  }
   // The scan gate's ignore file: every entry states why and expires (issue #4), checked before anything runs.
   if (c.scan.scanner === "trivy") {
     const ignorePath = path.resolve(raw.projectRoot, c.scan.ignoreFile);
@@ -178,7 +192,7 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     source: c.source,
     perUserContext,
     chartImages: chartImages!,
-    warnings: chartImageWarnings.filter((p) => !p.path.endsWith(".version")),
+    warnings: [...poolWarnings, ...chartImageWarnings.filter((p) => !p.path.endsWith(".version"))],
   };
   return { ...resolved, images: resolveImageSpecs(resolved) };
 }

@@ -121,7 +121,13 @@ const jupyterhub = strictObject({
 });
 
 const user = strictObject({
+  /** The Linux login of seed 002 (user name and home baked into the image are derived from it). */
   login: z.string().min(1),
+  /**
+   * The owner's JupyterHub username, as the hub's authenticator produces it (a GitHub login with the GitHub
+   * authenticator): only this user is offered the personal profile. Default: `login`, when the authenticator allows it.
+   */
+  hubUsername: z.string().min(1).optional(),
   uid: z.number().int(),
   gid: z.number().int(),
   project: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, { error: "must be lowercase letters and digits joined by '.', '_' or '-'." }),
@@ -214,7 +220,9 @@ export type PromotedImage = z.infer<typeof promotedImage>;
 export type ValidationConfig = Omit<StackInput["validation"], "mode"> & { mode: "gpu" | "cpu" };
 
 /** A configured user with the names derived from its login (seed 002). */
-export interface UserConfig extends z.infer<typeof user> {
+export interface UserConfig extends Omit<z.infer<typeof user>, "hubUsername"> {
+  /** JupyterHub username (normalized as JupyterHub's default normalize_username does: lowercase). */
+  hubUsername: string;
   /** Sanitized Linux username baked into the image. */
   username: string;
   /** `<prefix>-<uid>/<project>`, the per-user namespace of seed 002. */

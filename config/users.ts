@@ -19,6 +19,7 @@ export function resolveUsers(
   const at = (key: string, message: string, received?: unknown) =>
     problems.push({ path: `${ns}${key}`, message, ...(received !== undefined ? { received: renderReceived(received) } : {}) });
   const users: UserConfig[] = [];
+  const authenticator = authenticatorClass(c.jupyterhub.values);
   const byUsername = new Map<string, number>();
   c.users.forEach((u, i) => {
     const username = sanitizeLogin(u.login);
@@ -36,8 +37,49 @@ export function resolveUsers(
     }
     const repositoryName = userRepositoryName(c.registry.repositoryPrefix, u.uid, u.project);
     if (!isValidRepositoryName(repositoryName)) at(`users[${i}].project`, `gives repository "${repositoryName}", which is not a valid repository name. Shorten the project.`, u.project);
-    users.push({ ...u, username, repositoryName, id: `user-${username}-${u.project}` });
-  });  return users;
+    const hub = hubUsernameProblem(u.hubUsername ?? u.login, authenticator);
+    if (hub !== undefined) at(`users[${i}].${u.hubUsername !== undefined ? "hubUsername" : "login"}`, hub, u.hubUsername ?? u.login);
+    users.push({ ...u, hubUsername: (u.hubUsername ?? u.login).toLowerCase(), username, repositoryName, id: `user-${username}-${u.project}` });
+  });
+  const owners = new Map<string, number>();
+  users.forEach((u, i) => {
+    const prior = owners.get(`${u.hubUsername}\n${u.project}`);
+    if (prior !== undefined && users[prior]!.login !== u.login) {
+      at(`users[${i}].hubUsername`, `is also users[${prior}]'s hub username for project ${u.project}: one hub user cannot own two people's images. Fix one of them.`, u.hubUsername);
+    }
+    owners.set(`${u.hubUsername}\n${u.project}`, i);
+  });
+  return users;
+}
+
+/** The hub's authenticator as z2jh reads it (`hub.config.JupyterHub.authenticator_class`), lowercased. */
+export function authenticatorClass(values: Record<string, unknown>): string | undefined {
+  const hub = values["hub"] as { config?: { JupyterHub?: { authenticator_class?: unknown } } } | undefined;
+  const cls = hub?.config?.JupyterHub?.authenticator_class;
+  return typeof cls === "string" ? cls.toLowerCase() : undefined;
+}
+
+/**
+ * Why `name` can never be a JupyterHub username under this authenticator, or undefined. GitHub logins: letters,
+ * digits and single hyphens, not at either end, at most 39 characters (GitHub's sign-up rule; OAuthenticator's
+ * GitHubOAuthenticator uses the login as the username). GitLab: letters, digits, '_', '.', '-', starting with a
+ * letter, digit or '_' (GitLab's username rule). Any authenticator: JupyterHub puts the name in URL paths and
+ * server names, so no '/', whitespace or control characters.
+ */
+export function hubUsernameProblem(name: string, authenticator: string | undefined): string | undefined {
+  const fix = "Set users[].hubUsername to the owner's username on the hub.";
+  if (/[\s/\p{Cc}]/u.test(name)) return `contains '/', whitespace or a control character, which no JupyterHub username has. ${fix}`;
+  if (authenticator !== undefined && /(^|\.)github(oauthenticator)?$/.test(authenticator)) {
+    if (!/^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/.test(name)) {
+      return `is not a GitHub login (letters, digits and single hyphens, at most 39 characters), and the hub signs users in with GitHub (hub.config.JupyterHub.authenticator_class). Set users[].hubUsername to the owner's GitHub login.`;
+    }
+  }
+  if (authenticator !== undefined && /(^|\.)gitlab(oauthenticator)?$/.test(authenticator)) {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || /\.(git|atom)$/.test(name)) {
+      return `is not a GitLab username, and the hub signs users in with GitLab (hub.config.JupyterHub.authenticator_class). Set users[].hubUsername to the owner's GitLab username.`;
+    }
+  }
+  return undefined;
 }
 
 /** The per-user layer must exist beside the catalog, and each (user, project) pair has one entry. */

@@ -5,13 +5,16 @@ import { type ChartImages, chartImageValues } from "../../lib/chart-images";
 import { homeMountOf, loadChartDefaults, mergeHubValues, type HubValues } from "./hub-values";
 import { validateProfileList } from "./kubespawner";
 import { prePullDaemonSet, type PullGroup } from "./pre-puller";
-import { type PublishedImage, renderProfileFilterConfig, renderProfileList } from "./profiles";
+import type { Profile } from "./kubespawner";
+import { type PublishedImage, renderProfileFilterConfig, renderProfileList, type Toleration } from "./profiles";
 
 /** What the hub offers of an image: the catalog variant's id, GPU-ness and `publish` block. */
 export interface HubVariant {
   name: string;
   gpu: boolean;
   cuda?: string | undefined;
+  /** The user the image runs as and its home (catalog `runAs`): the profile's uid, gid, fs_gid, home mount and working dir. */
+  runAs?: RunAs;
   /** How the profile presents it; an image without one is not offered. */
   publish?:
     | {
@@ -24,10 +27,19 @@ export interface HubVariant {
     | undefined;
 }
 
+/** A Linux user an image runs as, and its home directory. */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
 /** The owner of a per-user image (seed 002): who may see the profile, and who the pod runs as. */
 export interface HubUser {
-  /** The JupyterHub login of the owner (before JupyterHub lowercases it). */
+  /** The owner's Linux login (seed 002), from which `username` was derived. */
   login: string;
+  /** The owner's JupyterHub username as the configured authenticator produces it (normalized: lowercase). */
+  hubUsername: string;
   /** The sanitized Linux user name baked into the image. */
   username: string;
   uid: number;
@@ -112,7 +124,9 @@ export class JupyterHub extends pulumi.ComponentResource {
       { parent: this, protect, retainOnDelete: protect },
     );
     const published = args.images.filter((i) => i.variant.publish !== undefined);
-    const homeMount = homeMountOf(mergeHubValues(loadChartDefaults(), hub.values, {}));
+    const chartAndStack = mergeHubValues(loadChartDefaults(), hub.values, {});
+    const homeMount = homeMountOf(chartAndStack);
+    const userPodTolerations = userPodTolerationsOf(chartAndStack);
     const refs = pulumi.all(published.map((i) => i.ref));
     const tags = pulumi.all(published.map((i) => i.tag));
     const userRefs = pulumi.all(args.users.map((u) => u.ref));
@@ -131,6 +145,7 @@ export class JupyterHub extends pulumi.ComponentResource {
           ...(img.variant.cuda !== undefined ? { cudaVersion: img.variant.cuda } : {}),
           cpu: p.resources.cpu,
           memory: p.resources.memory,
+          ...(img.variant.runAs !== undefined ? { runAs: img.variant.runAs } : {}),
           pools: img.pools.map((pool) => ({
             name: pool.name,
             ...(pool.displayName !== undefined ? { displayName: pool.displayName } : {}),
@@ -145,6 +160,7 @@ export class JupyterHub extends pulumi.ComponentResource {
         images,
         users: args.users.map((u, i) => ({
           login: u.user.login,
+          hubUsername: u.user.hubUsername,
           username: u.user.username,
           uid: u.user.uid,
           gid: u.user.gid,
@@ -153,10 +169,17 @@ export class JupyterHub extends pulumi.ComponentResource {
           imageRef: personalRefs[i]!,
         })),
         shmSizeLimit: args.shmSize,
+        userPodTolerations,
         ...(homeMount !== undefined ? { homeMount } : {}),
       });
       const problems = validateProfileList(result.profiles);
       if (problems.length > 0) throw new pulumi.ResourceError(`generated profiles are invalid:\n${problems.join("\n")}`, this);
+      if (!result.profiles.some((p) => result.owners[p.slug] === undefined)) {
+        throw new pulumi.ResourceError(
+          "no shared profile to offer: every published image was skipped, and KubeSpawner would serve the chart's sample image instead. Deploy the hub only with a publishable image (index.ts checks this before creating JupyterHub).",
+          this,
+        );
+      }
       for (const s of result.skipped) pulumi.log.warn(`not offered in JupyterHub: ${s.variant}: ${s.reason}`, this);
       return { ...result, images };
     });
@@ -170,6 +193,10 @@ export class JupyterHub extends pulumi.ComponentResource {
     const generated = pulumi.all([rendered, refs, tags]).apply(
       ([r, allRefs, allTags]): HubValues => ({
         hub: { extraConfig: { "50-workbench-profiles": renderProfileFilterConfig(r.profiles, r.owners) } },
+        // KubeSpawner falls back to singleuser.image when a user is offered no profile (issue #11): make that our
+        // default shared profile's signed digest, never the chart's sample image. z2jh joins name and tag with ':',
+        // so the digest rides in the tag, as for the pre-puller.
+        singleuser: { image: fallbackImage(r.profiles, r.owners, published.map((img, i) => ({ ref: allRefs[i]!, tag: allTags[i]! }))) },
         prePuller: {
           hook: { enabled: false },
           continuous: { enabled: hub.prePuller && cpuPulls.length > 0 },
@@ -266,6 +293,24 @@ export class JupyterHub extends pulumi.ComponentResource {
     }
     this.registerOutputs({ namespace: this.namespace, releaseName: this.releaseName, catalog: this.catalog });
   }
+}
+
+/** z2jh's user-pod tolerations: `scheduling.userPods.tolerations` then `singleuser.extraTolerations` (jupyterhub_config.py). */
+export function userPodTolerationsOf(values: HubValues): Toleration[] {
+  const scheduling = (values["scheduling"] as { userPods?: { tolerations?: unknown } } | undefined)?.userPods?.tolerations;
+  const extra = (values["singleuser"] as { extraTolerations?: unknown } | undefined)?.extraTolerations;
+  return [...(Array.isArray(scheduling) ? scheduling : []), ...(Array.isArray(extra) ? extra : [])] as Toleration[];
+}
+
+/** singleuser.image as z2jh reads it: the default shared profile's image (else the first shared one), by digest. */
+function fallbackImage(profiles: Profile[], owners: Record<string, string>, images: Array<{ ref: string; tag: string }>): { name: string; tag: string } {
+  const shared = profiles.filter((p) => owners[p.slug] === undefined);
+  const chosen = shared.find((p) => p.default === true) ?? shared[0]!;
+  const ref = chosen.kubespawner_override!.image!;
+  const [name, digest] = ref.split("@");
+  // Every shared profile's image is one of `images` (renderProfileList only copies their refs).
+  const tag = images.find((i) => i.ref === ref)!.tag;
+  return { name: name!, tag: `${tag}@${digest!}` };
 }
 
 function setPath(target: HubValues, keys: string[], value: unknown): void {

@@ -205,8 +205,8 @@ export const kubespawnerOverrideSchema = strict(
     extra_resource_limits: mapping(z.string(), quantity, "resource name → quantity").optional(),
     extra_resource_guarantees: mapping(z.string(), quantity, "resource name → quantity").optional(),
     node_selector: mapping(z.string(), z.string({ error: "expected a label value string" }), "label → value").optional(),
-    // z2jh sets tolerations as a list, so ours replace them; that is fine because a profile that sets tolerations
-    // also pins its node pool with node_selector, and the pool's tolerations are all that pool needs.
+    // z2jh sets tolerations as a list and KubeSpawner replaces lists, so a profile's list must repeat the chart's
+    // user-pod tolerations (components/hub/profiles.ts poolOverride does).
     tolerations: z.array(tolerationSchema, { error: "expected a list of tolerations" }).optional(),
     volumes: mapping(z.string(), volumeSchema, `volume key → volume, ${VOLUMES_AS_MAPPING}`).optional(),
     volume_mounts: mapping(z.string(), volumeMountSchema, `mount key → volume mount, ${VOLUMES_AS_MAPPING}`).optional(),
@@ -218,6 +218,11 @@ export const kubespawnerOverrideSchema = strict(
     uid: id("user id").optional(),
     gid: id("group id").optional(),
     fs_gid: id("group id").optional(),
+    /** The container's working directory; KubeSpawner expands {username}-style fields in it, so none may appear. */
+    working_dir: z
+      .string({ error: "expected an absolute directory" })
+      .regex(/^\/[^{}\s]*$/, { error: "expected an absolute directory without '{', '}' or whitespace" })
+      .optional(),
     supplemental_gids: z.array(id("group id"), { error: "expected a list of group ids" }).optional(),
   },
   "kubespawner_override",

@@ -44,12 +44,19 @@ export interface PublishedImage {
   pools: PoolOffer[];
   /** @default 1 */
   gpusPerSession?: number;
+  /**
+   * The user the image runs as and its home (catalog `runAs`): the profile sets uid, gid, fs_gid = gid, working_dir
+   * = home and remounts the home volume there. @default none: z2jh's singleuser.uid/fsGid and homeMountPath apply
+   */
+  runAs?: { uid: number; gid: number; home: string };
 }
 
 /** A per-user, per-project image (seed 002) with the user's UID/GID baked in at build time. */
 export interface UserImage {
-  /** The JupyterHub login of the owner (before JupyterHub lowercases it). */
+  /** The owner's Linux login (seed 002). */
   login: string;
+  /** The owner's JupyterHub username: the only user offered this profile. @default login */
+  hubUsername?: string;
   /** The sanitized Linux user name baked into the image. */
   username: string;
   uid: number;
@@ -82,6 +89,13 @@ export interface RenderInput {
    */
   homeMount?: HomeMount;
   /**
+   * The tolerations z2jh gives every user pod (`scheduling.userPods.tolerations` + `singleuser.extraTolerations` of
+   * the merged values). KubeSpawner's kubespawner_override replaces lists instead of merging them, so a profile that
+   * sets tolerations (GPU pools) must repeat these or its pods stop tolerating the chart's user-node taints.
+   * @default []
+   */
+  userPodTolerations?: Toleration[];
+  /**
    * sizeLimit of the memory-backed /dev/shm of GPU sessions (PyTorch DataLoader workers and NCCL exchange tensors
    * through it; the container runtime's default is 64 MiB). Pages written there are charged to the container's
    * memory cgroup, so the effective cap is the smaller of this and mem_limit.
@@ -109,7 +123,7 @@ export interface SkippedProfile {
 export interface RenderedProfiles {
   /** Shared profiles by `order` then variant name, then personal profiles by slug. */
   profiles: Profile[];
-  /** Personal profile slug → owner login; renderProfileFilterConfig() hides these profiles from everyone else. */
+  /** Personal profile slug → owner's hub username; renderProfileFilterConfig() hides these profiles from everyone else. */
   owners: Record<string, string>;
   /** What was not offered and why (GPU images with no validated pool that fits a session). */
   skipped: SkippedProfile[];
@@ -156,11 +170,41 @@ interface Placement {
   options?: Record<string, ProfileOption>;
 }
 
-function poolOverride(pool: PoolOffer): KubespawnerOverride {
+function poolOverride(pool: PoolOffer, userPodTolerations: readonly Toleration[]): KubespawnerOverride {
   return {
     node_selector: { ...pool.nodeSelector },
-    tolerations: pool.tolerations.map((t) => ({ ...t })),
+    // A list override replaces z2jh's list (KubeSpawner _apply_overrides), so the chart's user-pod tolerations come first.
+    tolerations: [...userPodTolerations, ...pool.tolerations].map((t) => ({ ...t })),
   };
+}
+
+/**
+ * Run as the image's own user, in its home, with the home volume there (issue #11). fs_gid makes the volume group-
+ * writable by the user's group. The home mount is a keyed entry: KubeSpawner merges a dict override into z2jh's
+ * volume_mounts dict, replacing only the home entry.
+ */
+function runAsOverride(runAs: { uid: number; gid: number; home: string }, homeMount: HomeMount | undefined): KubespawnerOverride {
+  return {
+    uid: runAs.uid,
+    gid: runAs.gid,
+    fs_gid: runAs.gid,
+    working_dir: runAs.home,
+    ...(homeMount !== undefined
+      ? { volume_mounts: { [homeMount.key]: { name: homeMount.name, mountPath: runAs.home, ...(homeMount.subPath !== undefined ? { subPath: homeMount.subPath } : {}) } } }
+      : {}),
+  };
+}
+
+/** Two overrides, with volume_mounts and volumes merged by key (both are dicts in what we emit). */
+function mergeOverrides(a: KubespawnerOverride, b: KubespawnerOverride): KubespawnerOverride {
+  const merged: KubespawnerOverride = { ...a, ...b };
+  if (a.volume_mounts !== undefined || b.volume_mounts !== undefined) {
+    merged.volume_mounts = { ...(a.volume_mounts as object), ...(b.volume_mounts as object) } as KubespawnerOverride["volume_mounts"];
+  }
+  if (a.volumes !== undefined || b.volumes !== undefined) {
+    merged.volumes = { ...(a.volumes as object), ...(b.volumes as object) } as KubespawnerOverride["volumes"];
+  }
+  return merged;
 }
 
 /**
@@ -202,15 +246,16 @@ function placement(image: PublishedImage, input: RenderInput): Placement | { rea
   };
   override.volume_mounts = { [SHM_VOLUME]: { name: SHM_VOLUME, mountPath: "/dev/shm" } };
 
+  const userPod = input.userPodTolerations ?? [];
   const [only] = pools;
-  if (pools.length === 1 && only !== undefined) return { override: { ...override, ...poolOverride(only) } };
+  if (pools.length === 1 && only !== undefined) return { override: { ...override, ...poolOverride(only, userPod) } };
 
   const choices: ProfileOption["choices"] = {};
   pools.forEach((pool, i) => {
     choices[pool.name] = {
       display_name: `${pool.displayName ?? pool.name} (${pool.product})`,
       default: i === 0,
-      kubespawner_override: poolOverride(pool),
+      kubespawner_override: poolOverride(pool, userPod),
     };
   });
   return { override, options: { pool: { display_name: "GPU node pool", choices } } };
@@ -231,7 +276,7 @@ function profileOf(
   // Copies: a personal profile reuses its base's placement, and callers may serialize or adjust either one.
   return structuredClone({
     ...head,
-    kubespawner_override: { image, ...where.override, ...extra },
+    kubespawner_override: mergeOverrides({ image, ...where.override }, extra),
     ...(where.options !== undefined ? { profile_options: where.options } : {}),
   });
 }
@@ -276,7 +321,7 @@ export function renderProfileList(input: RenderInput): RenderedProfiles {
           ...(image.default ? { default: true } : {}),
         },
         image.imageRef,
-        {},
+        image.runAs !== undefined ? runAsOverride(image.runAs, input.homeMount) : {},
         where,
       ),
     );
@@ -315,23 +360,13 @@ export function renderProfileList(input: RenderInput): RenderedProfiles {
           description: `Your image for project ${user.project}, built on ${user.baseVariant} with user ${user.username} (uid ${user.uid}, gid ${user.gid}) baked in.`,
         },
         user.imageRef,
-        // fs_gid: the home volume is group-owned by the user's own group, as on the seed-002 hosts.
-        { uid: user.uid, gid: user.gid, fs_gid: user.gid },
+        // The user baked into the image (seed 002), home /home/<username>; fs_gid: the home volume is group-owned by
+        // the user's own group, as on the seed-002 hosts.
+        runAsOverride({ uid: user.uid, gid: user.gid, home: `/home/${user.username}` }, input.homeMount),
         where,
       );
-    if (input.homeMount !== undefined) {
-      const o = personal.kubespawner_override!;
-      o.volume_mounts = {
-        ...(o.volume_mounts ?? {}),
-        [input.homeMount.key]: {
-          name: input.homeMount.name,
-          mountPath: `/home/${user.username}`,
-          ...(input.homeMount.subPath !== undefined ? { subPath: input.homeMount.subPath } : {}),
-        },
-      };
-    }
     profiles.push(personal);
-    owners[slug] = user.login;
+    owners[slug] = user.hubUsername ?? user.login;
   }
 
   return { profiles, owners, skipped };

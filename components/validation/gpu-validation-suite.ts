@@ -45,6 +45,13 @@ export interface GpuValidationSuiteArgs {
    * multi-GB image and imports torch. @default 1
    */
   cpuConcurrency?: number;
+  /**
+   * A suite whose namespace, check ConfigMap and lanes this one continues (issue #11: per-user images are validated
+   * after their bases, so their Jobs come from a second suite). Its Jobs keep the first suite's child names, with an
+   * alias to their former parent, and each pool's lanes start after the first suite's last Job in that lane, so a
+   * pool never runs more than maxConcurrentJobs Jobs at once. @default none: this suite creates its own
+   */
+  continues?: GpuValidationSuite;
 }
 
 /**
@@ -68,6 +75,10 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
   readonly validatedPools: Record<string, string[]>;
   /** variant → pool → Job name. */
   readonly jobNames: Record<string, Record<string, pulumi.Output<string>>>;
+  /** The name its Jobs' components are named after (its own, or the continued suite's). */
+  readonly childPrefix: string;
+  /** pool → the last Job of each lane, in lane order: where a continuing suite's lanes start. */
+  readonly laneTails: Map<string, GpuValidation[]>;
 
   constructor(name: string, args: GpuValidationSuiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workbench:validation:GpuValidationSuite", name, {}, opts);
@@ -87,9 +98,15 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`GpuValidationSuite ${name}:\n${problems.map((p) => `  - ${p}`).join("\n")}`, this);
     }
     this.checksHash = checks.hash;
+    const prior = args.continues;
+    if (prior !== undefined && prior.checksHash !== checks.hash) {
+      throw new pulumi.ResourceError(`GpuValidationSuite ${name}: continues a suite with other check files. Pass the same checksDir.`, this);
+    }
+    this.childPrefix = prior?.childPrefix ?? name;
+    this.laneTails = new Map();
 
     const labels = { "app.kubernetes.io/name": APP_LABEL, "app.kubernetes.io/part-of": "workbench-images" };
-    this.namespace = new k8s.core.v1.Namespace(
+    this.namespace = prior?.namespace ?? new k8s.core.v1.Namespace(
       `${name}-namespace`,
       {
         metadata: {
@@ -101,7 +118,7 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.checksConfigMap = new k8s.core.v1.ConfigMap(
+    this.checksConfigMap = prior?.checksConfigMap ?? new k8s.core.v1.ConfigMap(
       `${name}-checks`,
       {
         metadata: { name: checksConfigMapName(checks.hash), namespace: this.namespace.metadata.name, labels },
@@ -130,9 +147,11 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
     for (const [pool, { lanes: laneCount, pairs }] of [...lanes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const ordered = laneOrder(pairs, (p) => p.image.variant.name, laneCount);
       const created: GpuValidation[] = [];
-      for (const { item, after } of ordered) {
+      const priorTails = prior?.laneTails.get(pool) ?? [];
+      for (const [i, { item, after }] of ordered.entries()) {
+        const start = after === undefined ? priorTails[i] : undefined;
         const v = new GpuValidation(
-          `${name}-${item.image.variant.name}-${pool}`,
+          `${this.childPrefix}-${item.image.variant.name}-${pool}`,
           {
             variant: item.image.variant,
             target: item.target,
@@ -141,15 +160,22 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
             checksConfigMap: this.checksConfigMap.metadata.name,
             checksHash: checks.hash,
             validation: args.validation,
-            ...(after !== undefined ? { after: created[after]!.job } : {}),
+            ...(after !== undefined ? { after: created[after]!.job } : start !== undefined ? { after: start.job } : {}),
           },
-          { parent: this },
+          { parent: this, ...(prior !== undefined ? { aliases: [{ parent: prior }] } : {}) },
         );
         created.push(v);
         this.validations.push(v);
         byVariant.set(item.image.variant.name, [...(byVariant.get(item.image.variant.name) ?? []), v]);
       }
+      // The last Job of each lane (lane k holds items k, k + lanes, …), after the continued suite's if this one has none.
+      const tails = Array.from({ length: laneCount }, (_, k) => {
+        const mine = created.filter((_, i) => i % laneCount === k);
+        return mine.length > 0 ? mine[mine.length - 1] : priorTails[k];
+      }).filter((t): t is GpuValidation => t !== undefined);
+      this.laneTails.set(pool, tails);
     }
+    for (const [pool, tails] of prior?.laneTails ?? []) if (!this.laneTails.has(pool)) this.laneTails.set(pool, tails);
 
     this.validatedRefs = {};
     this.validatedPools = {};

@@ -106,6 +106,7 @@ ${entry("")}
   it("requires cuda exactly on GPU variants and guarantees at or below limits", () => {
     const yaml = `variants:
 ${entry(`    gpu: true
+    runAs: { uid: 1000, gid: 100, home: /home/jovyan }
     publish:
       displayName: A
       description: B
@@ -117,10 +118,40 @@ ${entry(`    gpu: true
       [
         "Invalid catalog (3 problems):",
         '  - images/catalog.yaml: variants[0].cuda: is required for a GPU variant (gpu: true). Set the CUDA version the image ships, e.g. "12.8".',
-        "  - images/catalog.yaml: variants[0].publish.resources.cpu.guarantee (line 13): is above the limit 2. Lower the guarantee or raise the limit. (got 4)",
-        '  - images/catalog.yaml: variants[0].publish.resources.memory.guarantee (line 14): is above the limit 8G. Lower the guarantee or raise the limit. (got "16G")',
+        "  - images/catalog.yaml: variants[0].publish.resources.cpu.guarantee (line 14): is above the limit 2. Lower the guarantee or raise the limit. (got 4)",
+        '  - images/catalog.yaml: variants[0].publish.resources.memory.guarantee (line 15): is above the limit 8G. Lower the guarantee or raise the limit. (got "16G")',
       ].join("\n"),
     );
+  });
+
+  it("requires runAs on a published variant and checks it against the Dockerfile's USER and WORKDIR", () => {
+    const published = `    publish:
+      displayName: A
+      description: B
+      resources:
+        cpu: { guarantee: 1, limit: 2 }
+        memory: { guarantee: 1G, limit: 2G }`;
+    expect(check(`variants:\n${entry(published)}\n`)).toBe(
+      [
+        "Invalid catalog (1 problem):",
+        "  - images/catalog.yaml: variants[0].runAs: is required for a published variant: the hub starts its pods as this user with this home. Add runAs: {uid, gid, home} as the image's Dockerfile (or its base) sets them.",
+      ].join("\n"),
+    );
+    // The target's stage chain sets USER 10001:10001 and WORKDIR /home/ml/work (inherited by "runtime" from "base").
+    const dir = catalogDir(`variants:\n${entry("    target: runtime\n    runAs: { uid: 1000, gid: 100, home: /home/jovyan }\n" + published)}\n`);
+    fs.writeFileSync(path.join(dir, "app", "Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS base\nUSER 10001:10001\nWORKDIR /home/ml/work\nFROM base AS runtime\n");
+    const { problems } = loadCatalog(path.join(dir, "catalog.yaml"), { repositoryPrefix: "wb", requireDigests: true, displayPath: "images/catalog.yaml" });
+    expect(formatProblems("Invalid catalog", problems)).toBe(
+      [
+        "Invalid catalog (3 problems):",
+        "  - images/catalog.yaml: variants[0].runAs.uid (line 9): differs from Dockerfile's `USER 10001:10001`. Set it to 10001, or change the Dockerfile. (got 1000)",
+        "  - images/catalog.yaml: variants[0].runAs.gid (line 9): differs from Dockerfile's `USER 10001:10001`. Set it to 10001, or change the Dockerfile. (got 100)",
+        '  - images/catalog.yaml: variants[0].runAs.home (line 9): is not Dockerfile\'s `WORKDIR /home/ml/work` nor a parent of it: the server would start outside the home volume. Set home to /home/ml/work, or change the Dockerfile. (got "/home/jovyan")',
+      ].join("\n"),
+    );
+    // The home may be a parent of the WORKDIR (ml-stack's jupyter target works in ~/work).
+    fs.writeFileSync(path.join(dir, "catalog.yaml"), `variants:\n${entry("    target: runtime\n    runAs: { uid: 10001, gid: 10001, home: /home/ml }\n" + published)}\n`);
+    expect(loadCatalog(path.join(dir, "catalog.yaml"), { repositoryPrefix: "wb", requireDigests: true, displayPath: "c" }).problems).toEqual([]);
   });
 
   it("lets the local stack build from tag-only bases", () => {

@@ -47,7 +47,8 @@ describe("parseStackConfig", () => {
       matmulFraction: 0.7,
       bandwidthFraction: 0.8,
       deadlineSeconds: 900,
-      backoffLimit: 1,
+      pullMBps: 25,
+      backoffLimit: 0,
       shmSize: "8Gi",
     });
     expect(cfg.variants.map((v) => v.name)).toEqual(["app-cpu", "app-gpu"]);
@@ -140,6 +141,7 @@ describe("parseStackConfig", () => {
     expect(ok.users).toEqual([
       {
         login: "h.baker@hertie-school.lan",
+        hubUsername: "h.baker@hertie-school.lan",
         uid: 1722830498,
         gid: 1722830498,
         project: "thesis",
@@ -160,12 +162,54 @@ describe("parseStackConfig", () => {
       }),
     ).toBe(
       [
-        'Invalid configuration for stack "dev" (3 problems):',
+        'Invalid configuration for stack "dev" (4 problems):',
         "  - workbench-images:users[0].uid: is below 1000, the range of system accounts. Use the user's own UID (≥ 1000). (got 999)",
         '  - workbench-images:users[0].baseVariant: names no catalog variant. Did you mean "app-cpu"? (got "app-cpx")',
         '  - workbench-images:users[1].login: sanitizes to "h-baker-at-hertie-school-lan", the same username as users[0].login. Two users cannot share a Linux username: change one login. (got "H.Baker@Hertie-School.lan")',
+        // JupyterHub lowercases usernames, so both logins are the same hub user.
+        "  - workbench-images:users[1].hubUsername: is also users[0]'s hub username for project thesis: one hub user cannot own two people's images. Fix one of them. (got \"h.baker@hertie-school.lan\")",
       ].join("\n"),
     );
+  });
+
+  it("names the owner by hub username, checked against the hub's authenticator (GitHub logins)", () => {
+    const github = { values: { hub: { config: { JupyterHub: { authenticator_class: "github" } } } } };
+    const user = { login: "h.baker@hertie-school.lan", uid: 1722830498, gid: 1722830498, project: "thesis", baseVariant: "app-cpu" };
+    expect(problems("dev", { ...DEV, jupyterhub: github, users: [user, { ...user, login: "j.doe", uid: 4000, gid: 4000, hubUsername: "-jdoe" }] })).toBe(
+      [
+        'Invalid configuration for stack "dev" (2 problems):',
+        '  - workbench-images:users[0].login: is not a GitHub login (letters, digits and single hyphens, at most 39 characters), and the hub signs users in with GitHub (hub.config.JupyterHub.authenticator_class). Set users[].hubUsername to the owner\'s GitHub login. (got "h.baker@hertie-school.lan")',
+        '  - workbench-images:users[1].hubUsername: is not a GitHub login (letters, digits and single hyphens, at most 39 characters), and the hub signs users in with GitHub (hub.config.JupyterHub.authenticator_class). Set users[].hubUsername to the owner\'s GitHub login. (got "-jdoe")',
+      ].join("\n"),
+    );
+    // JupyterHub lowercases usernames (Authenticator.normalize_username), so the owner is stored lowercased.
+    const cfg = parse("dev", { ...DEV, jupyterhub: github, users: [{ ...user, hubUsername: "HBaker-Hertie" }] });
+    expect(cfg.users.map((u) => [u.login, u.hubUsername])).toEqual([["h.baker@hertie-school.lan", "hbaker-hertie"]]);
+    const other = { ...user, login: "other", uid: 4000, gid: 4000 };
+    expect(problems("dev", { ...DEV, users: [{ ...user, project: "a", hubUsername: "h baker" }, { ...user, hubUsername: "hbaker" }, { ...other, hubUsername: "HBaker" }] })).toBe(
+      [
+        'Invalid configuration for stack "dev" (2 problems):',
+        "  - workbench-images:users[0].hubUsername: contains '/', whitespace or a control character, which no JupyterHub username has. Set users[].hubUsername to the owner's username on the hub. (got \"h baker\")",
+        "  - workbench-images:users[2].hubUsername: is also users[1]'s hub username for project thesis: one hub user cannot own two people's images. Fix one of them. (got \"hbaker\")",
+      ].join("\n"),
+    );
+  });
+
+  it("refuses a per-user image over a GPU base with no pool to be validated on, and warns about such a variant", () => {
+    const user = { login: "jdoe", uid: 4000, gid: 4000, project: "thesis", baseVariant: "app-gpu" };
+    expect(problems("dev", { ...DEV, users: [user], variants: { "app-gpu": { excludePools: ["h100"] } } })).toBe(
+      [
+        'Invalid configuration for stack "dev" (1 problem):',
+        '  - workbench-images:users[0].baseVariant: is a GPU variant with no pool on this stack to be validated on, and a per-user image builds only on a validated base. Add a compatible pool, or choose another base. (got "app-gpu")',
+      ].join("\n"),
+    );
+    const cfg = parse("dev", { ...DEV, variants: { "app-gpu": { excludePools: ["h100"] } } });
+    expect(cfg.warnings.filter((w) => w.path.includes("variants."))).toEqual([
+      {
+        path: "workbench-images:variants.app-gpu",
+        message: "is a GPU variant with no compatible, non-excluded pool on this stack: it is built, scanned and signed but never validated, offered or promotable. Add a pool, or set variants.app-gpu.enabled: false.",
+      },
+    ]);
   });
 
   it("validates the stack's own JupyterHub values against the chart schema before anything is registered", () => {

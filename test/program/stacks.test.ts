@@ -47,13 +47,43 @@ describe("dev: image → scan → sign → admission → validation → hub → 
     const hubRelease = byName(plan, "jupyterhub-release");
     const tags = byType(plan, "command:local:Command").filter((c) => c.name.endsWith("-release-tag"));
     expect(tags.map((t) => t.name).sort()).toEqual(
-      ["jupyter-agent-dev", "jupyter-fine-tuning", "jupyter-ml-cpu", "jupyter-ml-gpu", "ml-stack-jupyter", "universal"].map((v) => `${v}-release-tag`).sort(),
+      // Per-user images are published too (to their owner), so their digests are kept as well (issue #12).
+      ["jupyter-agent-dev", "jupyter-fine-tuning", "jupyter-ml-cpu", "jupyter-ml-gpu", "ml-stack-jupyter", "universal", "user-h-baker-at-hertie-school-lan-thesis"]
+        .map((v) => `${v}-release-tag`)
+        .sort(),
     );
     for (const t of tags) {
       expect(transitiveDependencies(plan, t.urn).has(hubRelease.urn)).toBe(true);
       expect(String(t.inputs["create"])).toMatch(/:release-[0-9a-f]{12}/);
       expect(t.inputs["environment"]).toEqual({ RELEASE_REGISTRY_CREDS: "[secret]" });
     }
+  });
+});
+
+describe("what a per-user image is built on (issue #11)", () => {
+  it("builds the dev user's layer only on its base's digest after the base's scan, signature and every validation Job", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const user = "user-h-baker-at-hertie-school-lan-thesis";
+    const upstream = transitiveDependencies(plan, byName(plan, `${user}-image`).urn);
+    const baseJobs = byType(plan, "kubernetes:batch/v1:Job").filter((j) => j.name.startsWith("gpu-validation-jupyter-ml-gpu-"));
+    expect(baseJobs.map((j) => j.name).sort()).toEqual(["gpu-validation-jupyter-ml-gpu-h100-job", "gpu-validation-jupyter-ml-gpu-l40s-job"]);
+    for (const dependency of [...baseJobs, byName(plan, "jupyter-ml-gpu-sign-cosign"), byName(plan, "jupyter-ml-gpu-scan-trivy")]) {
+      expect(upstream.has(dependency.urn)).toBe(true);
+    }
+    // Its own Jobs keep their names and run after the base's on each pool's lane.
+    const own = byType(plan, "kubernetes:batch/v1:Job").filter((j) => j.name.startsWith(`gpu-validation-${user}-`));
+    expect(own.map((j) => j.name).sort()).toEqual([`gpu-validation-${user}-h100-job`, `gpu-validation-${user}-l40s-job`]);
+  });
+});
+
+describe("no hub that would serve the chart's sample image (issue #11)", () => {
+  it("prod before its first promotion deploys no JupyterHub; with one, singleuser.image is that signed digest", async () => {
+    const empty = await planStackFile("prod", "Pulumi.prod.yaml");
+    expect(empty.resources.filter((r) => r.name.startsWith("jupyterhub-"))).toEqual([]);
+    const dev = await planStackFile("dev", "Pulumi.dev.yaml");
+    const values = byName(dev, "jupyterhub-release").inputs["values"] as { singleuser: { image: { name: string; tag: string } } };
+    expect(values.singleuser.image.name).toBe("111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/jupyter-ml-cpu");
+    expect(values.singleuser.image.tag).toMatch(/^build-[0-9a-f]{20}@sha256:[0-9a-f]{64}$/);
   });
 });
 
@@ -100,7 +130,7 @@ describe("local: no cloud", () => {
     expect(jobs).toHaveLength(4);
     for (const job of jobs) {
       const c = (job.inputs["spec"] as { template: { spec: { containers: Array<{ command: string[]; image: string; resources?: unknown }> } } }).template.spec.containers[0]!;
-      expect(c.command.slice(0, 4)).toEqual(["python3", "/opt/workbench-checks/gpu_check.py", "--mode", "cpu"]);
+      expect(c.command.slice(0, 7)).toEqual(["timeout", "--kill-after=30s", "900s", "python3", "/opt/workbench-checks/gpu_check.py", "--mode", "cpu"]);
       expect(c.image).toMatch(HEX);
       expect(JSON.stringify(c.resources ?? {})).not.toContain("nvidia.com/gpu");
     }

@@ -158,7 +158,7 @@ describe("validateProfileList", () => {
     (p.kubespawner_override as Record<string, unknown>).zzzzzzzz = 1;
     expect(validateProfileList([p])).toEqual([
       'singleuser.profileList[0].kubespawner_override.mem_limt: unknown key in kubespawner_override; did you mean "mem_limit"? (KubeSpawner would silently ignore it)',
-      "singleuser.profileList[0].kubespawner_override.zzzzzzzz: unknown key in kubespawner_override; known keys: image, image_pull_policy, cpu_limit, cpu_guarantee, mem_limit, mem_guarantee, extra_resource_limits, extra_resource_guarantees, node_selector, tolerations, volumes, volume_mounts, environment, uid, gid, fs_gid, supplemental_gids (KubeSpawner would silently ignore it)",
+      "singleuser.profileList[0].kubespawner_override.zzzzzzzz: unknown key in kubespawner_override; known keys: image, image_pull_policy, cpu_limit, cpu_guarantee, mem_limit, mem_guarantee, extra_resource_limits, extra_resource_guarantees, node_selector, tolerations, volumes, volume_mounts, environment, uid, gid, fs_gid, working_dir, supplemental_gids (KubeSpawner would silently ignore it)",
     ]);
   });
 

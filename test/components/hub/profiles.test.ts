@@ -232,6 +232,39 @@ describe("renderProfileList: shared profiles", () => {
   });
 });
 
+describe("renderProfileList: the image's user and the chart's tolerations (issue #11)", () => {
+  const chartTolerations = [
+    { key: "hub.jupyter.org/dedicated", operator: "Equal" as const, value: "user", effect: "NoSchedule" as const },
+    { key: "hub.jupyter.org_dedicated", operator: "Equal" as const, value: "user", effect: "NoSchedule" as const },
+  ];
+
+  it("runs a published image as its own user in its home, with the home volume mounted there", () => {
+    const { profiles } = renderProfileList({
+      ...input([{ ...cpu, runAs: { uid: 10001, gid: 10001, home: "/home/mlstack" } }], []),
+      homeMount: { key: "home", name: "home", subPath: "{username}" },
+    });
+    expect(profiles[0]!.kubespawner_override).toEqual({
+      ...CPU_PROFILE.kubespawner_override,
+      uid: 10001,
+      gid: 10001,
+      fs_gid: 10001,
+      working_dir: "/home/mlstack",
+      volume_mounts: { home: { name: "home", mountPath: "/home/mlstack", subPath: "{username}" } },
+    });
+    expect(validateProfileList(profiles)).toEqual([]);
+  });
+
+  it("keeps z2jh's user-pod tolerations in front of a pool's (KubeSpawner replaces lists)", () => {
+    const one = renderProfileList({ ...input([gpuOnePool], []), userPodTolerations: chartTolerations });
+    expect(one.profiles[0]!.kubespawner_override!.tolerations).toEqual([...chartTolerations, ...GPU_ONE_POOL_PROFILE.kubespawner_override.tolerations]);
+    const two = renderProfileList({ ...input([gpuTwoPools], []), userPodTolerations: chartTolerations });
+    for (const choice of Object.values(two.profiles[0]!.profile_options!.pool!.choices)) {
+      expect(choice.kubespawner_override!.tolerations!.slice(0, 2)).toEqual(chartTolerations);
+    }
+    expect(validateProfileList([...one.profiles, ...two.profiles])).toEqual([]);
+  });
+});
+
 describe("renderProfileList: personal profiles (seed 002)", () => {
   it("renders a user image sized like its published base, with the baked UID/GID, owned by the login", () => {
     expect(renderProfileList(input([cpu], [alice]))).toEqual({
@@ -251,6 +284,7 @@ describe("renderProfileList: personal profiles (seed 002)", () => {
             uid: 1722830498,
             gid: 1722830498,
             fs_gid: 1722830498,
+            working_dir: "/home/alice-smith-at-example-org",
           },
         },
       ],
@@ -266,7 +300,7 @@ describe("renderProfileList: personal profiles (seed 002)", () => {
       display_name: "vision: your image based on PyTorch (GPU)",
       slug: "user-bob-vision",
       description: "Your image for project vision, built on pytorch-gpu with user bob (uid 2001, gid 2001) baked in.",
-      kubespawner_override: { ...GPU_ONE_POOL_PROFILE.kubespawner_override, image: alice.imageRef, uid: 2001, gid: 2001, fs_gid: 2001 },
+      kubespawner_override: { ...GPU_ONE_POOL_PROFILE.kubespawner_override, image: alice.imageRef, uid: 2001, gid: 2001, fs_gid: 2001, working_dir: "/home/bob" },
     });
     expect(profiles[1]).not.toHaveProperty("default");
     expect(owners).toEqual({ "user-bob-vision": "bob" });
@@ -286,6 +320,11 @@ describe("renderProfileList: personal profiles (seed 002)", () => {
     expect(validateProfileList(profiles)).toEqual([]);
   });
 
+  it("offers a personal profile to its owner's hub username, not the Linux login", () => {
+    const { owners } = renderProfileList(input([cpu], [{ ...alice, hubUsername: "asmith" }]));
+    expect(owners).toEqual({ "user-alice-smith-at-example-org-my-project": "asmith" });
+  });
+
   it("uses CPU defaults when the base is not published, and skips when the base is a GPU image not offered", () => {
     const orphan: UserImage = { ...alice, project: "p1", baseVariant: "not-published" };
     const onSkipped: UserImage = { ...alice, project: "p2", baseVariant: "tf-gpu" };
@@ -293,7 +332,7 @@ describe("renderProfileList: personal profiles (seed 002)", () => {
     expect(rendered.profiles.map((p) => [p.slug, p.kubespawner_override])).toEqual([
       [
         "user-alice-smith-at-example-org-p1",
-        { image: alice.imageRef, cpu_guarantee: 1, cpu_limit: 4, mem_guarantee: "2G", mem_limit: "8G", uid: 1722830498, gid: 1722830498, fs_gid: 1722830498 },
+        { image: alice.imageRef, cpu_guarantee: 1, cpu_limit: 4, mem_guarantee: "2G", mem_limit: "8G", uid: 1722830498, gid: 1722830498, fs_gid: 1722830498, working_dir: "/home/alice-smith-at-example-org" },
       ],
     ]);
     expect(rendered.owners).toEqual({ "user-alice-smith-at-example-org-p1": "Alice.Smith@Example.org" });
