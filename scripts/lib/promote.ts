@@ -3,8 +3,11 @@
  * written into prod's stack file, comments and layout kept. Everything here is pure; scripts/promote.ts does the I/O.
  */
 import { type Document, isMap, isScalar, isSeq, parseDocument, type ToStringOptions, YAMLMap, YAMLSeq } from "yaml";
-import { type ParsedStackOutputs } from "../../config/stack-outputs";
+import { ecrRegistryHost } from "../../components/supply-chain/kyverno";
+import { ENVIRONMENTS, type StackConfig } from "../../config/schema";
+import { type ParsedStackOutputs, type ValidatedImage } from "../../config/stack-outputs";
 import { isDigest, parseImageRef } from "../../lib/image-ref";
+import { variantRepositoryName } from "../../lib/naming";
 import { type Problem, renderReceived } from "../../lib/problems";
 
 /** The config key promote writes, as Pulumi stores it in a stack file (config/schema.ts `promotion`). */
@@ -19,12 +22,170 @@ export interface Promotion {
   validatedPools: string[];
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The source stack, as its own stack file declares it
+
+/** A users[] entry of the source stack, as far as the target needs it to own the same image. */
+export interface SourceUser {
+  login: string;
+  uid: number;
+  gid: number;
+  project: string;
+  baseVariant: string;
+}
+
+const sourceUser = (u: SourceUser): SourceUser => ({ login: u.login, uid: u.uid, gid: u.gid, project: u.project, baseVariant: u.baseVariant });
+
+/** One image the source stack makes, as its configuration resolves it (config/images.ts ImageSpec). */
+export interface SourceImage {
+  /** Repository path in the source registry, without the host: `<prefix>/<variant>` or `<prefix>-<uid>/<project>`. */
+  repository: string;
+  gpu: boolean;
+  /** GPU images: the pools the source validates it on; [] for CPU images. */
+  pools: string[];
+  /** Per-user images: the owner, as the source stack's users[] declares them (what the target's users[] needs). */
+  owner?: SourceUser;
+}
+
+/**
+ * What promote checks the source outputs against (issue #12 point 5): the registry and images that the FROM stack's
+ * own file declares. Outputs are a file anyone can edit or a CLI's answer; the stack file is reviewed code.
+ */
+export interface PromotionSource {
+  /** The source stack's name, for messages. */
+  stack: string;
+  /** Its stack file, as shown in messages. */
+  file: string;
+  registry: { kind: "ecr"; host: string; accountId: string; region: string; repositoryPrefix: string } | { kind: "local"; host: string; repositoryPrefix: string };
+  /** By image id (catalog variant name or `user-<username>-<project>`). */
+  images: Record<string, SourceImage>;
+}
+
+/** The source stack's registry and images from its parsed configuration (config/ parseStackConfig). */
+export function promotionSource(
+  cfg: Pick<StackConfig, "stack" | "registry" | "images" | "catalog" | "users" | "poolsByVariant">,
+  file: string,
+): PromotionSource {
+  const r = cfg.registry;
+  const registry: PromotionSource["registry"] =
+    r.kind === "ecr"
+      ? { kind: "ecr", host: ecrRegistryHost(r.accountId, r.region), accountId: r.accountId, region: r.region, repositoryPrefix: r.repositoryPrefix }
+      : { kind: "local", host: `${r.host}:${r.port}`, repositoryPrefix: r.repositoryPrefix };
+  const images: Record<string, SourceImage> = {};
+  for (const s of cfg.images) {
+    images[s.id] = { repository: s.repositoryName, gpu: s.gpu, pools: s.pools.map((p) => p.name), ...(s.owner !== undefined ? { owner: sourceUser(s.owner) } : {}) };
+  }
+  // A promote-mode source resolves only what it promotes; its catalog and users still say where the rest would be.
+  const variants = new Map(cfg.catalog.variants.map((v) => [v.name, v]));
+  for (const v of cfg.catalog.variants) {
+    images[v.name] ??= { repository: variantRepositoryName(r.repositoryPrefix, v.name), gpu: v.gpu, pools: (cfg.poolsByVariant[v.name] ?? []).map((p) => p.name) };
+  }
+  for (const u of cfg.users) {
+    const base = variants.get(u.baseVariant);
+    images[u.id] ??= {
+      repository: u.repositoryName,
+      gpu: base?.gpu ?? false,
+      pools: base?.gpu ? (cfg.poolsByVariant[base.name] ?? []).map((p) => p.name) : [],
+      owner: sourceUser(u),
+    };
+  }
+  return { stack: cfg.stack, file, registry, images };
+}
+
+/**
+ * The registry host and repository path of a repository reference, by the Docker reference rules (distribution/
+ * reference ParseNormalizedNamed): the first component is a host only when it has a '.' or ':' or is localhost;
+ * otherwise the image is on Docker Hub.
+ */
+function splitRegistry(repository: string): { host: string; path: string } {
+  const slash = repository.indexOf("/");
+  const first = slash < 0 ? "" : repository.slice(0, slash);
+  if (first !== "" && (first.includes(".") || first.includes(":") || first === "localhost")) return { host: first, path: repository.slice(slash + 1) };
+  return { host: "docker.io", path: repository };
+}
+
+const ECR_HOST = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
+
+/** Why `repository` (host/path) is not where the source stack pushes `name`; undefined when it is. */
+function originMismatch(name: string, repository: string, source: PromotionSource): string | undefined {
+  const { stack, registry } = source;
+  const { host, path } = splitRegistry(repository);
+  if (host !== registry.host) {
+    const m = registry.kind === "ecr" ? ECR_HOST.exec(host) : null;
+    if (m !== null && registry.kind === "ecr" && (m[1] !== registry.accountId || m[2] !== registry.region)) {
+      const reasons = [
+        ...(m[1] !== registry.accountId ? [`account ${m[1]}, not ${stack}'s account ${registry.accountId} (registry.accountId)`] : []),
+        ...(m[2] !== registry.region ? [`region ${m[2]}, not ${stack}'s region ${registry.region} (registry.region)`] : []),
+      ];
+      return `it is in ${reasons.join(" and ")}`;
+    }
+    return `its registry is ${host}, not ${stack}'s registry ${registry.host}`;
+  }
+  const prefix = registry.repositoryPrefix;
+  const underPrefix = path.startsWith(`${prefix}/`) || (path.startsWith(`${prefix}-`) && /^\d+\//.test(path.slice(prefix.length + 1)));
+  if (!underPrefix) return `its repository ${path} is not under ${stack}'s repository prefix ${prefix} (registry.repositoryPrefix)`;
+  const expected = source.images[name]?.repository;
+  if (expected !== undefined && path !== expected) return `its repository ${path} is not ${name}'s repository ${expected}`;
+  return undefined;
+}
+
+/** Problems with where an entry's digest lives and what it was validated on, judged against the source stack's file. */
+function sourceProblems(name: string, img: ValidatedImage, repository: string | undefined, source: PromotionSource, at: (p: string) => string): Problem[] {
+  const problems: Problem[] = [];
+  const { stack, file, registry } = source;
+  const path = `validatedImages.${name}`;
+  const image = source.images[name];
+  const retake = `Promote what \`pulumi stack output --json --stack ${stack}\` prints, unedited.`;
+  if (repository !== undefined) {
+    const why = originMismatch(name, repository, source);
+    if (why !== undefined) {
+      const where =
+        image !== undefined
+          ? `${registry.host}/${image.repository}`
+          : `${registry.host}/${registry.repositoryPrefix}/… or ${registry.host}/${registry.repositoryPrefix}-<uid>/…`;
+      problems.push({
+        path: at(`${path}.imageRef`),
+        message: `is not an image ${stack} pushed: ${why}. Only digests in ${stack}'s own repositories (${where}, from registry.* in ${file}) can be promoted. ${retake}`,
+        received: renderReceived(img.imageRef),
+      });
+    }
+  }
+  if (image === undefined) return problems;
+  const gpuWhy = image.owner !== undefined ? `its base variant ${image.owner.baseVariant} has gpu: true in the catalog` : "gpu: true in the catalog";
+  if (image.gpu && img.validatedPools.length === 0) {
+    problems.push({
+      path: at(`${path}.validatedPools`),
+      message:
+        `is empty, but ${name} is a GPU image (${gpuWhy}): ${stack} validated it on no GPU pool, and a GPU image is promoted only with the pools it was validated on. ` +
+        `Let its GPU validation pass on ${stack}'s pools (${image.pools.length > 0 ? image.pools.join(", ") : `none: add gpuPools to ${file}`}), then promote again.`,
+      received: renderReceived(img.validatedPools),
+    });
+  }
+  img.validatedPools.forEach((pool, i) => {
+    if (image.pools.includes(pool)) return;
+    problems.push({
+      path: at(`${path}.validatedPools[${i}]`),
+      message: image.gpu
+        ? `is not a pool ${stack} validates ${name} on (${image.pools.length > 0 ? image.pools.join(", ") : "none"}; gpuPools in ${file}), so ${stack} cannot have validated it there. ${retake}`
+        : `names a pool, but ${name} is a CPU image: ${stack} validates CPU images on no GPU pool, so its validatedPools is []. ${retake}`,
+      received: renderReceived(pool),
+    });
+  });
+  return problems;
+}
+
 /**
  * Decides what to promote: the requested variants, or every validated image when none is requested. Refuses (as
  * problems, every one of them) a variant the source did not validate, an unscanned or unsigned image, a malformed
- * digest, and an imageRef that names another digest than `digest`.
+ * digest, and an imageRef that names another digest than `digest`. With `source` (the FROM stack's own file), also
+ * an imageRef outside the source's registry, account, region, prefix or the image's own repository, a GPU image
+ * validated on no pool, and a pool the source does not validate the image on.
  */
-export function selectPromotions(outputs: ParsedStackOutputs, variants?: readonly string[]): { promotions: Promotion[]; problems: Problem[] } {
+export function selectPromotions(
+  outputs: ParsedStackOutputs,
+  variants?: readonly string[],
+  source?: PromotionSource,
+): { promotions: Promotion[]; problems: Problem[] } {
   const problems: Problem[] = [...outputs.problems];
   const at = (p: string) => `${outputs.source}: ${p}`;
   if (outputs.problems.length > 0) return { promotions: [], problems };
@@ -86,6 +247,7 @@ export function selectPromotions(outputs: ParsedStackOutputs, variants?: readonl
         message: `is pinned to ${ref.digest} but digest is ${img.digest}: the outputs disagree about what was validated. Re-run \`pulumi up\` on ${outputs.stack} and promote again.`,
       });
     }
+    if (source !== undefined) problems.push(...sourceProblems(name, img, ref?.repository, source, at));
     if (problems.length === before && ref?.digest !== undefined) {
       promotions.push({ variant: name, digest: img.digest, source: `${ref.repository}@${ref.digest}`, validatedPools: [...img.validatedPools] });
     }
@@ -124,6 +286,61 @@ function parseStackFile(text: string): Document.Parsed {
     throw new Error(`the stack file's config["${PROMOTION_CONFIG_KEY}"].images is not a mapping of variant to image. Fix the file; nothing was written.`);
   }
   return doc;
+}
+
+/**
+ * Promote writes only into a stack in promote mode (issue #12 point 5): a build stack (local, dev) builds its own
+ * images and ignores promotion.images. The mode is the stack file's `mode`, else promote for prod and build for
+ * every other environment (config/load.ts). A file that is not YAML gives no problem here: applyPromotions reports it.
+ */
+export function targetModeProblems(stackFileText: string, stack: string, shownFile: string): Problem[] {
+  let doc: Document.Parsed;
+  try {
+    doc = parseStackFile(stackFileText);
+  } catch {
+    return [];
+  }
+  const [project] = PROMOTION_CONFIG_KEY.split(":");
+  const read = (key: string): { key: string; value: unknown } | undefined => {
+    for (const k of [`${project}:${key}`, key]) {
+      const node = doc.getIn(["config", k], true);
+      if (node !== undefined) return { key: k, value: doc.getIn(["config", k]) };
+    }
+    return undefined;
+  };
+  const mode = read("mode");
+  if (mode?.value === "promote") return [];
+  const env = read("environment")?.value ?? ((ENVIRONMENTS as readonly string[]).includes(stack) ? stack : undefined);
+  if (mode === undefined && env === "prod") return [];
+  const key = mode?.key ?? `${project}:mode`;
+  const fix =
+    env === "prod"
+      ? `Set ${key}: promote in ${shownFile}: prod never builds.`
+      : "Promote only into a stack in promote mode, e.g. --to prod.";
+  if (mode === undefined) {
+    const environment = env === undefined ? "no environment" : `environment ${renderReceived(env)}`;
+    return [{ path: `${shownFile}: ${key}`, message: `is not set, so ${stack} (${environment}) is in build mode: it builds its own images and never reads promotion.images. ${fix}` }];
+  }
+  const what = mode.value === "build" ? `${stack} builds its own images and never reads promotion.images` : "the only modes are build and promote";
+  return [{ path: `${shownFile}: ${key}`, message: `is not "promote": ${what}. ${fix}`, received: renderReceived(mode.value) }];
+}
+
+/**
+ * config/'s refusal of a promoted id the target does not know, made specific for a per-user image of the source:
+ * the fix is the target's users[], not promote (config/load.ts words it for catalog variants).
+ */
+export function explainTargetProblem(problem: Problem, source: PromotionSource | undefined, to: string, shownFile: string): Problem {
+  const prefix = `${PROMOTION_CONFIG_KEY}.images.`;
+  if (!problem.path.startsWith(prefix) || !problem.message.startsWith("names no catalog variant or user image")) return problem;
+  const owner = source?.images[problem.path.slice(prefix.length)]?.owner;
+  if (owner === undefined) return problem;
+  const entry = `{ login: ${JSON.stringify(owner.login)}, uid: ${owner.uid}, gid: ${owner.gid}, project: ${owner.project}, baseVariant: ${owner.baseVariant} }`;
+  return {
+    ...problem,
+    message:
+      `is ${source!.stack}'s image for user ${JSON.stringify(owner.login)} (project ${owner.project}), and ${to} has no such user. ` +
+      `Add the user to ${to}'s users (${shownFile} users[]: ${entry}), or leave the image out with --variants.`,
+  };
 }
 
 /** Digests prod's stack file promotes now, by variant (entries without a string digest are skipped). */

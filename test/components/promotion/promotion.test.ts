@@ -51,7 +51,6 @@ import { shellJoin, shellQuote } from "../../../lib/shell";
 const FIXTURES = path.join(ROOT, "test/fixtures/promotion");
 const PROD = fs.readFileSync(path.join(FIXTURES, "Pulumi.prod.yaml"), "utf8");
 const PROD_EXPECTED = fs.readFileSync(path.join(FIXTURES, "Pulumi.prod.expected.yaml"), "utf8");
-const DEV_OUTPUTS = JSON.parse(fs.readFileSync(path.join(FIXTURES, "dev-outputs.json"), "utf8")) as Record<string, unknown>;
 
 const hex = (c: string) => c.repeat(64);
 const D1 = `sha256:${hex("1")}`;
@@ -61,7 +60,14 @@ const DEV = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
 const PROD_ECR = "444455556666.dkr.ecr.eu-west-1.amazonaws.com";
 const SRC = `${DEV}/wb/app-cpu@${D3}`;
 const USER_ID = "user-h-baker-at-hertie-school-lan-thesis";
-const SOURCE = "test/fixtures/promotion/dev-outputs.json";
+const SOURCE = "dev-outputs.json";
+const DEV_OUTPUTS = {
+  environment: "dev",
+  validatedImages: {
+    "app-cpu": { imageRef: SRC, digest: D3, validatedPools: [], scanned: true, signed: true },
+    [USER_ID]: { imageRef: `${DEV}/wb-1722830498/thesis@${D4}`, digest: D4, validatedPools: ["h100", "l4"], scanned: true, signed: true },
+  },
+};
 
 describe("copyImageCommand", () => {
   it("is skopeo copy --all --preserve-digests from the pinned source to destination:tag", () => {
