@@ -182,5 +182,5 @@ function storeImage(cfg: StackConfig, spec: ImageSpec, passedRef: (id: string) =
   // config/load.ts refuses a per-user image whose GPU base has no pool to pass validation on.
   const baseRef = base.kind === "external" ? base.ref : passedRef(base.id)!;
   const waitFor = localRegistry ? { waitFor: [localRegistry.container] } : {};
-  return new ImageVariant(spec.id, { build: spec.source.build, baseRef, repositoryName: spec.repositoryName, registry: cfg.registry, ...credentials, ...waitFor }, opts);
+  return new ImageVariant(spec.id, { build: spec.source.build, baseRef, repositoryName: spec.repositoryName, registry: cfg.registry, buildOnPreview: cfg.buildOnPreview, ...credentials, ...waitFor }, opts);
 }

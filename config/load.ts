@@ -173,6 +173,7 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     stack: raw.stack,
     environment,
     mode,
+    buildOnPreview: c.buildOnPreview,
     projectRoot: raw.projectRoot,
     catalog,
     variants,

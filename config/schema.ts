@@ -167,6 +167,11 @@ export const stackSchema = strictObject({
   environment: z.enum(ENVIRONMENTS).optional(),
   mode: z.enum(["build", "promote"]).optional(),
   catalogPath: z.string().min(1).default("images/catalog.yaml"),
+  /**
+   * Build images during `pulumi preview` too. Off by default: previews of branch code must not spend an hour on
+   * multi-GB CUDA builds, and never export the build cache that deploys read (issue #12).
+   */
+  buildOnPreview: z.boolean().default(false),
   registry: registrySchema,
   cluster: cluster.default({ kubeconfigPath: "~/.kube/config" }),
   /** Secret: a whole kubeconfig (`pulumi config set --secret workbench-images:kubeconfig < file`). */
@@ -239,6 +244,8 @@ export interface StackConfig {
   stack: string;
   environment: Environment;
   mode: "build" | "promote";
+  /** Build images in previews too (default false). */
+  buildOnPreview: boolean;
   projectRoot: string;
   catalog: Catalog;
   /** Variants this stack handles (catalog order; disabled ones dropped). */

@@ -29,7 +29,10 @@ const repositoryPrefix = z
   });
 
 const lifecycle = strictObject({
-  /** How many content-tagged builds to keep per repository; published and promoted images are always kept. */
+  /**
+   * How many `build-*` images to keep per repository (the newest, released ones included in the count); images
+   * tagged release-* or promoted-* are never expired (components/registry/ecr.ts, one protecting rule each).
+   */
   keepTagged: z.number().int().min(1).max(10000).default(30),
   /** Days after which untagged manifests (superseded platform manifests, failed pushes) expire. */
   untaggedExpireDays: z.number().int().min(1).max(3650).default(1),

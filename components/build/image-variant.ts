@@ -50,6 +50,12 @@ export interface ImageVariantArgs {
    * @default none
    */
   waitFor?: pulumi.Resource[];
+  /**
+   * Build the image during `pulumi preview` too (docker-build's `buildOnPreview`), to catch a broken Dockerfile
+   * before `up`. A preview build pushes nothing, and its cache is never exported (see `cacheTo` below).
+   * @default false: previews only validate the Dockerfile; the build happens in `up` (issue #12)
+   */
+  buildOnPreview?: boolean;
 }
 
 /**
@@ -115,10 +121,19 @@ export class ImageVariant extends pulumi.ComponentResource {
     const repoUrl = this.repository.repositoryUrl;
     const cacheRef = pulumi.interpolate`${repoUrl}:${CACHE_TAG}`;
     const ecr = args.registry.kind === "ecr";
+    const buildOnPreview = args.buildOnPreview ?? false;
+    // Previews export no cache (issue #12): docker-build exports cache manifests from preview builds ("Images built
+    // during previews are never exported to registries, however cache manifests are still exported", its
+    // `buildOnPreview` docs), so a preview that builds gets no cacheTo. One that does not build (the default) keeps
+    // it: the provider returns before building (provider/internal/image.go, Create: `req.DryRun &&
+    // !input.shouldBuildOnPreview()`), so nothing is exported, and its Diff compares cacheTo with the state's, so
+    // dropping it would show every image as changed in every preview.
+    const exportCache = !(buildOnPreview && pulumi.runtime.isDryRun());
     this.image = new dockerBuild.Image(
       `${name}-image`,
       {
         push: true,
+        buildOnPreview,
         tags: [pulumi.interpolate`${repoUrl}:${hash}`],
         context: { location: b.context },
         dockerfile: { location: b.dockerfile },
@@ -130,9 +145,13 @@ export class ImageVariant extends pulumi.ComponentResource {
         // ECR accepts BuildKit's cache only as an OCI image manifest (docker/buildx#271; AWS ECR cache docs). The
         // local stack builds with Docker's default `docker` driver, which cannot export a registry cache: it embeds
         // an inline cache in the pushed image instead.
-        cacheTo: ecr
-          ? [{ registry: { ref: cacheRef, mode: dockerBuild.CacheMode.Max, imageManifest: true, ociMediaTypes: true } }]
-          : [{ inline: {} }],
+        ...(exportCache
+          ? {
+              cacheTo: ecr
+                ? [{ registry: { ref: cacheRef, mode: dockerBuild.CacheMode.Max, imageManifest: true, ociMediaTypes: true } }]
+                : [{ inline: {} }],
+            }
+          : {}),
         ...(args.credentials !== undefined ? { registries: [args.credentials] } : {}),
       },
       { parent: this, dependsOn: [this.repository, ...(args.waitFor ?? [])] },

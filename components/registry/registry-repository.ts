@@ -8,8 +8,8 @@ export interface RegistryRepositoryArgs {
   repositoryName: string;
   registry: RegistryConfig;
   /**
-   * Protect the repository and keep it in AWS when it leaves the program (prod).
-   * @default false: the repository is deleted with the stack (only if empty, unless registry.forceDelete)
+   * Protect the repository: `pulumi destroy` and a replacement refuse to touch it (prod).
+   * @default false
    */
   protect?: boolean;
 }
@@ -44,7 +44,11 @@ export class RegistryRepository extends pulumi.ComponentResource {
           forceDelete: registry.forceDelete,
           tags: { "workbench-images/repository": args.repositoryName },
         },
-        { parent: this, protect, retainOnDelete: protect },
+        // Removing a variant or a user from configuration leaves its repository and every image in it in AWS
+        // (issue #11): ECR refuses to delete a repository that holds images unless forceDelete, and published or
+        // promoted digests must not vanish as a side effect of a config edit. `registry.forceDelete: true` opts
+        // into deleting the repository with its images.
+        { parent: this, protect, retainOnDelete: protect || !registry.forceDelete },
       );
       new aws.ecr.LifecyclePolicy(
         `${name}-lifecycle`,

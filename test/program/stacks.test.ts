@@ -76,6 +76,24 @@ describe("what a per-user image is built on (issue #11)", () => {
   });
 });
 
+describe("removing a variant or a user from configuration (issue #11)", () => {
+  it("leaves its ECR repository and images in AWS unless registry.forceDelete says otherwise", async () => {
+    const dev = await planStackFile("dev", "Pulumi.dev.yaml");
+    const repositories = byType(dev, "aws:ecr/repository:Repository");
+    expect(repositories).toHaveLength(13);
+    for (const r of repositories) {
+      expect(r.options?.retainOnDelete).toBe(true);
+      expect(r.inputs["forceDelete"]).toBe(false);
+    }
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, Record<string, unknown>>;
+    stack["workbench-images:registry"] = { ...stack["workbench-images:registry"], forceDelete: true };
+    for (const r of byType(await planConfig("dev", stack), "aws:ecr/repository:Repository")) {
+      expect(r.options?.retainOnDelete).toBeUndefined();
+      expect(r.inputs["forceDelete"]).toBe(true);
+    }
+  });
+});
+
 describe("no hub that would serve the chart's sample image (issue #11)", () => {
   it("prod before its first promotion deploys no JupyterHub; with one, singleuser.image is that signed digest", async () => {
     const empty = await planStackFile("prod", "Pulumi.prod.yaml");

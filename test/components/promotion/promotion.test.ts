@@ -654,13 +654,14 @@ describe("PromotedImage under the mock runtime", () => {
     expect(byName(plan, "consumer").propertyDependencies["create"]).toEqual([repo.urn, copy.urn].sort());
   });
 
-  it("protects and retains the repository when protect is true, and not otherwise", async () => {
+  it("protects the repository when protect is true; retains it on removal either way (forceDelete false)", async () => {
     expect(byName(await planPromoted(true), "app-cpu-repository-ecr").options).toEqual({
       protect: true,
       retainOnDelete: true,
       provider: "urn:pulumi:prod::workbench-images::pulumi:providers:aws::aws",
     });
     expect(byName(await planPromoted(false), "app-cpu-repository-ecr").options).toEqual({
+      retainOnDelete: true,
       provider: "urn:pulumi:prod::workbench-images::pulumi:providers:aws::aws",
     });
   });
