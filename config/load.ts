@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { parseImageRef } from "../lib/image-ref";
 import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "../lib/problems";
 import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
 import { PROJECT_ROOT } from "../lib/paths";
@@ -154,15 +155,39 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     if (!ConfigError.is(e)) throw e;
     problems.push(...e.problems);
   }
-  const chartImageWarnings =
-    chartImages !== undefined && environment !== "local"
-      ? chartImageProblems(chartImages, {
-          ...(c.jupyterhub.enabled ? { jupyterhub: c.jupyterhub.chartVersion } : {}),
-          ...(c.admission.installKyverno && c.signing.mode !== "none" ? { kyverno: c.admission.kyvernoChartVersion } : {}),
-        })
+  // Only the charts this stack deploys count: the hub only with something to publish (index.ts deploys no hub that
+  // would serve the chart's sample image), Kyverno only when this program installs it.
+  const hubDeployed =
+    c.jupyterhub.enabled &&
+    variants.some((v) => v.publish !== undefined && (mode === "build" ? !v.gpu || (poolsByVariant[v.name] ?? []).length > 0 : c.promotion.images[v.name] !== undefined));
+  const chartImageIssues =
+    chartImages !== undefined
+      ? chartImageProblems(
+          chartImages,
+          {
+            ...(hubDeployed ? { jupyterhub: c.jupyterhub.chartVersion } : {}),
+            ...(c.admission.installKyverno && c.signing.mode !== "none" ? { kyverno: c.admission.kyvernoChartVersion } : {}),
+          },
+          chartImagesNotRun(c.jupyterhub.values),
+        )
       : [];
-  // A version mismatch is an error: pins of another chart version say nothing about the one deployed.
-  problems.push(...chartImageWarnings.filter((p) => p.path.endsWith(".version")));
+  // A version mismatch is an error everywhere: pins of another chart version say nothing about the one deployed. An
+  // unpinned image is an error on prod (issue #11: prod runs nothing by tag) and a warning on dev and local, until
+  // `npm run pin-chart-images` has run where the registries are reachable.
+  problems.push(...chartImageIssues.filter((p) => p.path.endsWith(".version") || environment === "prod"));
+  const chartImageWarnings = chartImageIssues.filter((p) => !p.path.endsWith(".version") && environment !== "prod");
+  // An image the stack names itself in its hub values must be pinned too (it replaces the chart's, and our pin).
+  for (const [where, ref] of hubValueImages(c.jupyterhub.values)) {
+    if (parseImageRef(ref)?.digest === undefined) {
+      const problem = {
+        path: `${ns}jupyterhub.values.${where}`,
+        message: "names an image by tag; every image that reaches Kubernetes must be pinned by digest. Set tag to \"<tag>@sha256:<64 hex>\" (skopeo inspect --raw docker://<image> | sha256sum), or remove the block to use images/chart-images.yaml's pin.",
+        received: renderReceived(ref),
+      };
+      // The local stack may run tags (its bases may be tags too); everywhere else this is an error.
+      (environment === "local" ? poolWarnings : problems).push(problem);
+    }
+  }
 
   if (problems.length > 0) throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
 
@@ -225,4 +250,36 @@ function isConfigSecret(key: string): boolean {
   // @pulumi/pulumi keeps the list of secret keys in the runtime config store (runtime/config.js isConfigSecret).
   const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (k: string) => boolean };
   return runtimeConfig.isConfigSecret?.(key) ?? false;
+}
+
+/**
+ * Value paths of chart images the releases will not run with these hub values, so an unpinned one there stops
+ * nothing: singleuser.image (replaced by our default profile's digest), the pre-puller hook (always disabled),
+ * autohttps' traefik and secret-sync (only with proxy.https letsencrypt), network tools (only while
+ * singleuser.cloudMetadata.blockWithIptables), the user scheduler and placeholders when turned off, Kyverno's helm-test
+ * image, and every image block the stack sets itself (checked as its own value instead).
+ */
+export function chartImagesNotRun(values: Record<string, unknown>): Partial<Record<"jupyterhub" | "kyverno", ReadonlySet<string>>> {
+  const get = (...keys: string[]) => keys.reduce<unknown>((node, k) => (node !== null && typeof node === "object" ? (node as Record<string, unknown>)[k] : undefined), values);
+  const hub = new Set(["singleuser.image", "prePuller.hook.image"]);
+  const https = get("proxy", "https", "enabled") === true && (get("proxy", "https", "type") ?? "letsencrypt") === "letsencrypt";
+  if (!https) ["proxy.traefik.image", "proxy.secretSync.image"].forEach((p) => hub.add(p));
+  if (get("singleuser", "cloudMetadata", "blockWithIptables") === false) hub.add("singleuser.networkTools.image");
+  if (get("scheduling", "userScheduler", "enabled") === false) hub.add("scheduling.userScheduler.image");
+  if (get("scheduling", "userPlaceholder", "enabled") === false) hub.add("scheduling.userPlaceholder.image");
+  for (const [where] of hubValueImages(values)) hub.add(where);
+  return { jupyterhub: hub, kyverno: new Set(["test.image"]) };
+}
+
+/** Image blocks the stack's hub values set (z2jh's `{name, tag}` shape, at any depth): value path → name:tag. */
+export function hubValueImages(values: Record<string, unknown>, prefix: string[] = []): Array<[string, string]> {
+  const found: Array<[string, string]> = [];
+  for (const [key, value] of Object.entries(values)) {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) continue;
+    const block = value as Record<string, unknown>;
+    if (key === "image" && typeof block["name"] === "string") {
+      found.push([[...prefix, key].join("."), typeof block["tag"] === "string" && block["tag"] !== "" ? `${block["name"]}:${block["tag"]}` : String(block["name"])]);
+    } else found.push(...hubValueImages(block, [...prefix, key]));
+  }
+  return found;
 }

@@ -238,9 +238,14 @@ export function chartImageValues(chart: ChartName, images: ChartImages, override
 /**
  * What stops a stack from deploying the charts with pinned images: the pin file's chart version differs from the
  * version the stack installs, or an image has no digest. `deployed` names only the charts this stack installs
- * (e.g. `{ jupyterhub: "4.4.0", kyverno: "3.5.2" }`); config/ calls it for dev and prod.
+ * (e.g. `{ jupyterhub: "4.4.0", kyverno: "3.5.2" }`); `notRun` the value paths of images the release will not run
+ * with this stack's values (config/load.ts chartImagesNotRun).
  */
-export function chartImageProblems(images: ChartImages, deployed: Partial<Record<ChartName, string>>): Problem[] {
+export function chartImageProblems(
+  images: ChartImages,
+  deployed: Partial<Record<ChartName, string>>,
+  notRun: Partial<Record<ChartName, ReadonlySet<string>>> = {},
+): Problem[] {
   const problems: Problem[] = [];
   for (const chart of CHART_NAMES) {
     const version = deployed[chart];
@@ -257,7 +262,7 @@ export function chartImageProblems(images: ChartImages, deployed: Partial<Record
       continue; // the pins of another chart version say nothing about this one
     }
     for (const image of set.images) {
-      if (image.digest !== undefined) continue;
+      if (image.digest !== undefined || notRun[chart]?.has(image.path)) continue;
       problems.push({
         path: `${images.file}: ${chartImageKeyPath(chart, image.path)}`,
         message:

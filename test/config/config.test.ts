@@ -78,7 +78,8 @@ describe("parseStackConfig", () => {
   });
 
   it("refuses what an environment forbids: prod that builds, dev without signing or scanning, local on a remote cluster", () => {
-    expect(problems("prod", { ...DEV, mode: "build" })).toBe(
+    // No hub and no Kyverno of its own here, so only the mode is wrong (chart-image pins are tested below).
+    expect(problems("prod", { ...DEV, mode: "build", admission: { installKyverno: false }, jupyterhub: { enabled: false } })).toBe(
       [
         'Invalid configuration for stack "prod" (1 problem):',
         '  - workbench-images:mode: is "build" on a prod stack. Prod never builds: it promotes digests that dev validated. Set mode: promote. (got "build")',
@@ -104,6 +105,48 @@ describe("parseStackConfig", () => {
         '  - workbench-images:cluster.context: must name a local cluster (kind-*, k3d-*, minikube, docker-desktop, rancher-desktop, orbstack, colima) on the local stack. Point it at your kind or k3d cluster, e.g. "kind-workbench". (got "arn:aws:eks:eu-west-1:111122223333:cluster/ml-dev")',
       ].join("\n"),
     );
+  });
+
+  it("refuses a chart image by tag on prod, warns on dev, and counts only images the stack's releases run (issue #11)", () => {
+    const prod = { ...DEV, mode: "promote", admission: { installKyverno: true } };
+    const lines = problems("prod", prod).split("\n");
+    // Kyverno is installed (signing on); no hub (nothing promoted). kyverno's helm-test image is never run.
+    expect(lines[0]).toBe('Invalid configuration for stack "prod" (6 problems):');
+    expect(lines.slice(1).map((l) => /charts\.(\w+)\.images\["([^"]+)"\]/.exec(l)?.slice(1).join(" "))).toEqual([
+      "kyverno admissionController.initContainer.image",
+      "kyverno admissionController.container.image",
+      "kyverno backgroundController.image",
+      "kyverno cleanupController.image",
+      "kyverno reportsController.image",
+      "kyverno crds.migration.image",
+    ]);
+    expect(lines[2]).toBe(
+      '  - images/chart-images.yaml: charts.kyverno.images["admissionController.container.image"]: has no digest, so the kyverno chart would run reg.kyverno.io/kyverno/kyverno:v1.15.2 by tag on this stack. Pin it: run `npm run pin-chart-images` where the registry is reachable, or append the digest that `skopeo inspect --raw docker://reg.kyverno.io/kyverno/kyverno:v1.15.2 | sha256sum` prints, as @sha256:<64 hex>. (got "reg.kyverno.io/kyverno/kyverno:v1.15.2")',
+    );
+    // A promoted published image brings the hub: its three images that run by tag join them.
+    const promoted = { ...prod, admission: { installKyverno: false }, promotion: { images: { "app-cpu": { digest: `sha256:${"3".repeat(64)}`, source: `111122223333.dkr.ecr.eu-west-1.amazonaws.com/wb/app-cpu@sha256:${"3".repeat(64)}` } } } };
+    expect(problems("prod", promoted).split("\n").slice(1).map((l) => /images\["([^"]+)"\]/.exec(l)?.[1])).toEqual(["hub.image", "proxy.chp.image", "singleuser.networkTools.image"]);
+    // Pinned through the stack's own values they pass; a block there by tag is refused with its value path.
+    const pinned = { hub: { image: { name: "quay.io/jupyterhub/k8s-hub", tag: `4.4.0@sha256:${"1".repeat(64)}` } }, proxy: { chp: { image: { name: "quay.io/jupyterhub/configurable-http-proxy", tag: "5.2.0" } } }, singleuser: { cloudMetadata: { blockWithIptables: false } } };
+    expect(problems("prod", { ...promoted, jupyterhub: { values: pinned } })).toBe(
+      [
+        'Invalid configuration for stack "prod" (1 problem):',
+        '  - workbench-images:jupyterhub.values.proxy.chp.image: names an image by tag; every image that reaches Kubernetes must be pinned by digest. Set tag to "<tag>@sha256:<64 hex>" (skopeo inspect --raw docker://<image> | sha256sum), or remove the block to use images/chart-images.yaml\'s pin. (got "quay.io/jupyterhub/configurable-http-proxy:5.2.0")',
+      ].join("\n"),
+    );
+    // dev: the same images are warnings, and the stack still plans.
+    const dev = parse("dev", DEV);
+    expect(dev.warnings.filter((w) => w.path.startsWith("images/chart-images.yaml")).map((w) => /images\["([^"]+)"\]/.exec(w.path)?.[1])).toEqual([
+      "hub.image",
+      "proxy.chp.image",
+      "singleuser.networkTools.image",
+      "admissionController.initContainer.image",
+      "admissionController.container.image",
+      "backgroundController.image",
+      "cleanupController.image",
+      "reportsController.image",
+      "crds.migration.image",
+    ]);
   });
 
   it("refuses a secret stored in plain text and never echoes its value", () => {

@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { RULES } from "../../policy/rules";
+import { withPinnedHubImages } from "../support/chart-pins";
 import { byName, byType, planConfig, planStackFile, ROOT, transitiveDependencies } from "../support/harness";
 
 const HEX = /@sha256:[0-9a-f]{64}$/;
@@ -115,7 +116,7 @@ describe("prod: promotes, never builds", () => {
         universal: { digest, source: `111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/universal@${digest}`, validatedPools: ["h100"] },
       },
     };
-    const plan = await planConfig("prod", stack);
+    const plan = await planConfig("prod", withPinnedHubImages(stack));
     expect(byType(plan, "docker-build:index:Image")).toEqual([]);
     const copy = byName(plan, "universal-copy");
     expect(String(copy.inputs["create"])).toContain("--all --preserve-digests");

@@ -8,6 +8,7 @@
  * - strictValidator() / kyvernoClusterPolicyValidator(): Kubernetes 1.32's strict JSON schemas and Kyverno 1.15.2's
  *   ClusterPolicy CRD schema, compiled with ajv.
  */
+import { withPinnedHubImages } from "./chart-pins";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -127,7 +128,7 @@ export function promotedProdConfig(): Record<string, unknown> {
     images[v.name] = { digest, source: `111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/${v.name}@${digest}`, validatedPools: v.gpu === true ? ["h100"] : [] };
   }
   config["workbench-images:promotion"] = { from: "dev", images };
-  return config;
+  return withPinnedHubImages(config);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

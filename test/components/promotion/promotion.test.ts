@@ -474,7 +474,7 @@ describe("applyPromotions", () => {
     const out = applyPromotions(PROD, FIXTURE_PROMOTIONS, "dev");
     expect(out).toBe(PROD_EXPECTED);
     expect(comments(out)).toEqual(comments(PROD));
-    expect(comments(PROD)).toHaveLength(8);
+    expect(comments(PROD)).toHaveLength(9);
   });
 
   it("leaves an untouched fixture byte-identical when re-emitted, and is idempotent", () => {
