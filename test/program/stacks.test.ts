@@ -77,6 +77,27 @@ describe("what a per-user image is built on (issue #11)", () => {
   });
 });
 
+describe("admission settings reach Kyverno and the policy (issue #11)", () => {
+  it("annotates Kyverno's service account with the IAM role, accepts rotation keys, names the policy and sets the webhook timeout", async () => {
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
+    const oldKey = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEb2xkIGtleSBmb3IgYSByb3RhdGlvbiB0ZXN0IG9ubHkgMTIzNA==\n-----END PUBLIC KEY-----\n";
+    stack["workbench-images:admission"] = {
+      kyvernoServiceAccountRoleArn: "arn:aws:iam::111122223333:role/kyverno-ecr-read",
+      additionalPublicKeysPem: [oldKey],
+      policyName: "workbench-images-dev-signed",
+      webhookTimeoutSeconds: 15,
+    };
+    const plan = await planConfig("dev", stack);
+    const kyverno = byName(plan, "admission-kyverno").inputs["values"] as { admissionController: { rbac: { serviceAccount: { annotations: Record<string, string> } } } };
+    expect(kyverno.admissionController.rbac.serviceAccount.annotations).toEqual({ "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/kyverno-ecr-read" });
+    const policy = byType(plan, "kubernetes:kyverno.io/v1:ClusterPolicy")[0]!;
+    expect((policy.inputs["metadata"] as { name: string }).name).toBe("workbench-images-dev-signed");
+    const spec = policy.inputs["spec"] as { webhookConfiguration: { timeoutSeconds: number }; rules: Array<{ verifyImages: Array<{ attestors: unknown }> }> };
+    expect(spec.webhookConfiguration.timeoutSeconds).toBe(15);
+    expect(JSON.stringify(spec.rules[0]!.verifyImages[0]!.attestors)).toContain("b2xkIGtleSBmb3IgYSByb3RhdGlvbiB0ZXN0IG9ubHkgMTIzNA==");
+  });
+});
+
 describe("removing a variant or a user from configuration (issue #11)", () => {
   it("leaves its ECR repository and images in AWS unless registry.forceDelete says otherwise", async () => {
     const dev = await planStackFile("dev", "Pulumi.dev.yaml");
