@@ -58,7 +58,7 @@ export = async function main(): Promise<StackOutputsInput> {
   const gated: Record<string, GatedImage> = {};
   const gateSettings = {
     ...(cfg.scan.scanner === "trivy" ? { scan: { projectRoot: cfg.projectRoot, ignoreFile: cfg.scan.ignoreFile, severities: cfg.scan.severities, ignoreUnfixed: cfg.scan.ignoreUnfixed } } : {}),
-    ...(signingKey && cfg.signing.mode === "cosign-kms" ? { signing: { keyRef: signingKey.cosignKeyRef, tlogUpload: cfg.signing.tlogUpload } } : {}),
+    ...(signingKey && cfg.signing.mode === "cosign-kms" ? { signing: { keyRef: signingKey.cosignKeyRef, tlogUpload: cfg.signing.tlogUpload, cosignVersion: cfg.signing.cosignVersion } } : {}),
     // SBOM and provenance (issue #12): attested with the signing key; without one only written to files. The SBOM needs
     // trivy, so a stack with neither a signing key nor the trivy scanner (local, by default) generates none.
     ...(signingKey || cfg.scan.scanner === "trivy"

@@ -46,7 +46,8 @@ const signing = z.discriminatedUnion(
         .min(1),
       /** Upload signatures to the public Rekor transparency log. Off for private registries: see README. */
       tlogUpload: z.boolean().default(false),
-      cosignVersion: z.string().default("v2.5.3"),
+      /** The cosign release every sign command requires on PATH (the one .github/tool-versions.env pins). */
+      cosignVersion: z.string().regex(/^v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, { error: 'must be a cosign release such as "v2.5.3".' }).default("v2.5.3"),
     }),
   ],
   { error: (iss) => (iss.code === "invalid_union" ? 'needs mode: "cosign-kms" or mode: "none".' : undefined) },

@@ -67,6 +67,25 @@ export interface CosignSignOptions {
    * @default true (ECR); false uses cosign's default keychain (docker config)
    */
   registryAuth?: boolean;
+  /**
+   * The cosign version the stack pins (signing.cosignVersion): the command refuses to sign with another one.
+   * @default no check
+   */
+  cosignVersion?: string;
+}
+
+const COSIGN_VERSION = /^v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
+
+/**
+ * A guard that fails unless `cosign version --json` reports exactly `version` (release-utils' Info: "gitVersion").
+ * cosign v3 signs in a format Kyverno may not read, so another version must not sign silently.
+ */
+export function cosignVersionGuard(version: string): string {
+  if (!COSIGN_VERSION.test(version)) throw new Error(`signing.cosignVersion must be a cosign release such as "v2.5.3", got ${JSON.stringify(version)}.`);
+  return (
+    `cosign version --json 2>/dev/null | grep -Eq '"gitVersion": *"${version.replace(/\./g, "\\.")}"' || ` +
+    `{ echo "cosign on PATH is not ${version}, the version signing.cosignVersion pins: install ${version} (docs/supply-chain.md, Tool versions)" >&2; exit 1; }`
+  );
 }
 
 function annotationArgs(annotations: Readonly<Record<string, string>> | undefined): string[] {
@@ -94,7 +113,7 @@ export function cosignSignCommand(options: CosignSignOptions): string {
     (options.registryAuth ?? true)
       ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
       : [];
-  return [
+  const sign = [
     "cosign",
     "sign",
     "--yes",
@@ -105,6 +124,7 @@ export function cosignSignCommand(options: CosignSignOptions): string {
     ...annotationArgs(options.annotations),
     options.ref,
   ].join(" ");
+  return options.cosignVersion !== undefined ? `${cosignVersionGuard(options.cosignVersion)} && ${sign}` : sign;
 }
 
 /**

@@ -25,7 +25,7 @@ export interface GateSettings {
    */
   scan?: { projectRoot: string; ignoreFile: string; severities: TrivySeverity[]; ignoreUnfixed?: boolean };
   /** cosign signature with the stack's KMS key. @default no signature */
-  signing?: { keyRef: pulumi.Input<string>; tlogUpload: boolean };
+  signing?: { keyRef: pulumi.Input<string>; tlogUpload: boolean; cosignVersion?: string };
   /**
    * SBOM (CycloneDX, by Trivy) and SLSA v1 provenance of every image (issue #12 point 7), written under
    * `<outputDir>/<id>/` and, with `signing`, attached to the digest as attestations signed by the same key.
@@ -116,7 +116,8 @@ export function gateImage(id: string, stored: StoredImage, settings: GateSetting
     scanned = gate.scannedRef.apply(() => true);
   }
   if (settings.signing) {
-    const sign = new SigningPolicy(`${id}-sign`, { ref, keyRef: settings.signing.keyRef, tlogUpload: settings.signing.tlogUpload, ...credentials });
+    const { keyRef, tlogUpload, cosignVersion } = settings.signing;
+    const sign = new SigningPolicy(`${id}-sign`, { ref, keyRef, tlogUpload, ...(cosignVersion !== undefined ? { cosignVersion } : {}), ...credentials });
     ref = sign.signedRef;
     signed = sign.signedRef.apply(() => true);
   }

@@ -18,6 +18,8 @@ export interface SigningPolicyArgs {
    * @default none: cosign's default keychain (docker config)
    */
   credentials?: Pick<RegistryCredentials, "username" | "password">;
+  /** signing.cosignVersion: the sign command refuses any other cosign. @default no check */
+  cosignVersion?: string;
 }
 
 /**
@@ -54,6 +56,7 @@ export class SigningPolicy extends pulumi.ComponentResource {
           tlogUpload: args.tlogUpload,
           ...(args.annotations !== undefined ? { annotations: args.annotations } : {}),
           registryAuth: args.credentials !== undefined,
+          ...(args.cosignVersion !== undefined ? { cosignVersion: args.cosignVersion } : {}),
         });
       } catch (e) {
         throw error(e);

@@ -4,6 +4,7 @@
  * the workflows, plus the three shell scripts and the comment-posting script run for real against fakes. No network,
  * no GitHub.
  */
+import { stackSchema } from "../../config/schema";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
@@ -644,6 +645,11 @@ describe("supply-chain tool versions", () => {
     ];
     expect(tableAfter(doc("ci.md"), "## Supply-chain tools in the deploy jobs")).toEqual(expected);
     expect(tableAfter(doc("supply-chain.md"), "### Tool versions")).toEqual(expected);
+  });
+
+  it("are the cosign version every sign command requires by default (signing.cosignVersion)", () => {
+    const parsed = stackSchema.shape.signing.parse({ mode: "cosign-kms", keyAlias: "alias/x", signerRoleArns: ["arn:aws:iam::111122223333:role/r"] });
+    expect(parsed).toMatchObject({ cosignVersion: toolPins().COSIGN_VERSION });
   });
 });
 

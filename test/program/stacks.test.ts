@@ -19,6 +19,8 @@ describe("dev: image → scan → sign → admission → validation → hub → 
       expect(scan.dependencies).toContain(byName(plan, `${name}-image`).urn);
       expect(sign.dependencies).toContain(scan.urn);
       expect(String(sign.inputs["create"])).toMatch(/ \S+@sha256:[0-9a-f]{64}$/);
+      // signing.cosignVersion (default v2.5.3, .github/tool-versions.env) is enforced by every sign command.
+      expect(String(sign.inputs["create"])).toMatch(/^cosign version --json 2>\/dev\/null \| grep -Eq '"gitVersion": \*"v2\\\.5\\\.3"' \|\| /);
       expect((sign.inputs["environment"] as Record<string, string>)["REGISTRY_PASSWORD"]).toBe("[secret]");
     }
     const policy = byType(plan, "kubernetes:kyverno.io/v1:ClusterPolicy")[0]!;

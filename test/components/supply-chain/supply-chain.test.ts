@@ -1,3 +1,5 @@
+import * as os from "node:os";
+import { spawnSync } from "node:child_process";
 import { loadChartImages } from "../../../lib/chart-images";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -58,6 +60,37 @@ describe("cosign command lines", () => {
   it("uploads to the transparency log only when asked, and drops registry flags without credentials", () => {
     expect(cosignSignCommand({ ref: REF, keyRef: KEY_REF, tlogUpload: true, registryAuth: false })).toBe(
       `cosign sign --yes --key ${KEY_REF} --tlog-upload=true ${REF}`,
+    );
+  });
+
+  it("refuses to sign with any cosign but the one signing.cosignVersion pins (checked by running the guard)", () => {
+    const cmd = cosignSignCommand({ ref: REF, keyRef: KEY_REF, tlogUpload: false, registryAuth: false, cosignVersion: "v2.5.3" });
+    expect(cmd).toBe(
+      `cosign version --json 2>/dev/null | grep -Eq '"gitVersion": *"v2\\.5\\.3"' || { echo "cosign on PATH is not v2.5.3, the version signing.cosignVersion pins: install v2.5.3 (docs/supply-chain.md, Tool versions)" >&2; exit 1; } && ` +
+        `cosign sign --yes --key ${KEY_REF} --tlog-upload=false ${REF}`,
+    );
+    // A stand-in cosign on PATH that prints release-utils' version JSON and records what it was asked to do.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "wb-cosign-"));
+    try {
+      const run = (version: string) => {
+        fs.writeFileSync(
+          path.join(bin, "cosign"),
+          `#!/bin/sh\nif [ "$1" = version ]; then printf '{\\n  "gitVersion": "${version}",\\n  "gitCommit": "0"\\n}\\n'; else echo "signed $*"; fi\n`,
+          { mode: 0o755 },
+        );
+        return spawnSync("/bin/sh", ["-c", cmd], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` } });
+      };
+      const ok = run("v2.5.3");
+      expect([ok.status, ok.stdout]).toEqual([0, `signed sign --yes --key ${KEY_REF} --tlog-upload=false ${REF}\n`]);
+      for (const other of ["v3.0.1", "v2.5.30", "v2x5x3"]) {
+        const refused = run(other);
+        expect([refused.status, refused.stdout, refused.stderr]).toEqual([1, "", "cosign on PATH is not v2.5.3, the version signing.cosignVersion pins: install v2.5.3 (docs/supply-chain.md, Tool versions)\n"]);
+      }
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+    expect(() => cosignSignCommand({ ref: REF, keyRef: KEY_REF, tlogUpload: false, cosignVersion: "2.5.3; rm -rf /" })).toThrow(
+      'signing.cosignVersion must be a cosign release such as "v2.5.3", got "2.5.3; rm -rf /".',
     );
   });
 
