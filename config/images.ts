@@ -41,7 +41,7 @@ export interface ImageSpec {
 }
 
 /** The specs of a parsed stack: build mode builds every variant and user; promote mode copies promoted ids only. */
-export function resolveImageSpecs(cfg: Omit<StackConfig, "kubeconfig" | "jupyterhubSecrets" | "images">): ImageSpec[] {
+export function resolveImageSpecs(cfg: Omit<StackConfig, "kubeconfig" | "jupyterhubSecrets" | "discoveryToken" | "images">): ImageSpec[] {
   const variantOf = (name: string) => cfg.variants.find((v) => v.name === name)!;
   const variantSpec = (v: CatalogVariant, source: ImageSource): ImageSpec => ({
     id: v.name,

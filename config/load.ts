@@ -20,7 +20,7 @@ import { type Environment, ENVIRONMENTS, type RawConfig, type StackConfig, stack
  * file and the catalog are parsed together and every problem is reported at once, as one ConfigError.
  */
 
-const SECRET_KEYS = ["kubeconfig", "jupyterhubSecrets"] as const;
+const SECRET_KEYS = ["kubeconfig", "jupyterhubSecrets", "discoveryToken"] as const;
 
 function decode(value: string): unknown {
   const trimmed = value.trim();
@@ -37,9 +37,10 @@ function decode(value: string): unknown {
 const KNOWN_KEYS = Object.keys(stackSchema.shape);
 
 /** Parses and cross-checks a stack's configuration. Throws one ConfigError listing every problem. */
-export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig" | "jupyterhubSecrets"> & {
+export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig" | "jupyterhubSecrets" | "discoveryToken"> & {
   kubeconfig?: string;
   jupyterhubSecrets: Record<string, string>;
+  discoveryToken?: string;
 } {
   const ns = `${raw.project}:`;
   const problems: Problem[] = [];
@@ -176,6 +177,16 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
   // `npm run pin-chart-images` has run where the registries are reachable.
   problems.push(...chartImageIssues.filter((p) => p.path.endsWith(".version") || environment === "prod"));
   const chartImageWarnings = chartImageIssues.filter((p) => !p.path.endsWith(".version") && environment !== "prod");
+  if (c.discovery !== undefined) {
+    const url = new URL(c.discovery.url);
+    const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]";
+    if (!(url.protocol === "https:" || (url.protocol === "http:" && loopback)) || url.username !== "" || url.password !== "") {
+      at("discovery.url", "must be an https URL without credentials (http only on 127.0.0.1 or localhost): the token travels with every request. Put the token in the discoveryToken secret.", c.discovery.url);
+    }
+    if (c.discoveryToken === undefined && environment !== "local") {
+      at("discoveryToken", "is not set, but discovery.url is: set the service's bearer token with `pulumi config set --secret workbench-images:discoveryToken`.");
+    }
+  }
   // An image the stack names itself in its hub values must be pinned too (it replaces the chart's, and our pin).
   for (const [where, ref] of hubValueImages(c.jupyterhub.values)) {
     if (parseImageRef(ref)?.digest === undefined) {
@@ -213,6 +224,8 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     validation: { ...validationRest, mode: validationMode },
     jupyterhub: c.jupyterhub,
     jupyterhubSecrets: c.jupyterhubSecrets,
+    discovery: c.discovery,
+    ...(c.discoveryToken !== undefined ? { discoveryToken: c.discoveryToken } : {}),
     users,
     promotion: c.promotion,
     source: c.source,
@@ -238,10 +251,11 @@ export function loadStackConfig(projectRoot: string = PROJECT_ROOT): StackConfig
     values[short] = value;
     if (isConfigSecret(key)) secretKeys.add(short);
   }
-  const { kubeconfig, jupyterhubSecrets, ...parsed } = parseStackConfig({ project, stack: pulumi.getStack(), projectRoot, values, secretKeys });
+  const { kubeconfig, jupyterhubSecrets, discoveryToken, ...parsed } = parseStackConfig({ project, stack: pulumi.getStack(), projectRoot, values, secretKeys });
   return {
     ...parsed,
     ...(kubeconfig !== undefined ? { kubeconfig: pulumi.secret(kubeconfig) } : {}),
+    ...(discoveryToken !== undefined ? { discoveryToken: pulumi.secret(discoveryToken) } : {}),
     jupyterhubSecrets: Object.fromEntries(Object.entries(jupyterhubSecrets).map(([k, v]) => [k, pulumi.secret(v)])),
   };
 }

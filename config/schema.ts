@@ -209,6 +209,19 @@ export const stackSchema = strictObject({
   }),
   /** Secret chart values by dotted path (`hub.config.GitHubOAuthenticator.client_secret`): never in plain config. */
   jupyterhubSecrets: z.record(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/), z.string()).default({}),
+  /**
+   * Seed 003's discovery service: after the hub release succeeded, each offered image's record is registered there
+   * (and removed when the image is no longer offered). Unset: the records are only published in the catalog ConfigMap
+   * and the `catalog` output.
+   */
+  discovery: strictObject({
+    /** Base URL of the control service's API; records go to `<url>/images/<name>`. https, except http on 127.0.0.1/localhost. */
+    url: z.string().url(),
+    /** Per-request timeout. */
+    timeoutSeconds: z.number().int().min(1).max(300).default(30),
+  }).optional(),
+  /** Secret: the bearer token for discovery.url (`pulumi config set --secret workbench-images:discoveryToken`). */
+  discoveryToken: z.string().min(1).optional(),
   users: z.array(user).default([]),
   promotion: promotion.default({ from: "dev", images: {} }),
   variants: z.record(z.string(), variantOverride).default({}),
@@ -263,6 +276,10 @@ export interface StackConfig {
   validation: ValidationConfig;
   jupyterhub: JupyterHubConfig;
   jupyterhubSecrets: Record<string, pulumi.Output<string>>;
+  /** Seed 003's discovery service, when configured. */
+  discovery?: { url: string; timeoutSeconds: number };
+  /** Its bearer token, a Pulumi secret. */
+  discoveryToken?: pulumi.Output<string>;
   users: UserConfig[];
   promotion: PromotionConfig;
   source: { url: string; revision?: string };
