@@ -3,10 +3,11 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { parseImageRef } from "../lib/image-ref";
+import { projectPath } from "../lib/paths";
 import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "../lib/problems";
 import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
 import { PROJECT_ROOT } from "../lib/paths";
-import { loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
+import { type HubValues, loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
 import { validateIgnoreFile } from "../components/supply-chain/trivy";
 import { loadCatalog } from "./catalog";
 import { resolveImageSpecs } from "./images";
@@ -54,7 +55,20 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
       });
     }
   }
-  const isSecret = (p: readonly PropertyKey[]) => SECRET_KEYS.includes(p[0] as (typeof SECRET_KEYS)[number]);
+  // A value set with `pulumi config set --secret --path` inside a structured key makes the whole key secret (Pulumi
+  // lists the top-level key among the secret keys). jupyterhub may hold such values (its chart values then stay a
+  // Pulumi secret end to end); no other structured key has anything secret in it, so --secret there is a mistake
+  // that would otherwise be handled as plain text while the plan shows "[secret]".
+  const STRUCTURED_SECRET_OK = new Set<string>(["jupyterhub"]);
+  for (const key of raw.secretKeys) {
+    if ((SECRET_KEYS as readonly string[]).includes(key) || STRUCTURED_SECRET_OK.has(key) || input[key] === undefined) continue;
+    problems.push({
+      path: `${ns}${key}`,
+      message: `holds a value set with --secret, but nothing under ${key} is secret and the program would use it as plain text. Set it without --secret; chart secrets go in jupyterhubSecrets, the cluster credentials in kubeconfig.`,
+    });
+  }
+  const isSecret = (p: readonly PropertyKey[]) =>
+    SECRET_KEYS.includes(p[0] as (typeof SECRET_KEYS)[number]) || raw.secretKeys.has(String(p[0]));
   const parsed = stackSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
     // Top-level unknown keys are separate Pulumi config keys: report them under their own name, with the value.
@@ -71,6 +85,8 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     }
     const nested = parsed.error.issues.filter((i) => !(i.code === "unrecognized_keys" && i.path.length === 0));
     problems.push(...zodProblems(new z.ZodError(nested), ns, { isSecret }));
+    // The catalog's own problems are reported in the same run, so fixing the stack file does not reveal a second list.
+    problems.push(...catalogProblemsAnyway(raw, input, ns));
     throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
   }
   const c = parsed.data;
@@ -89,11 +105,16 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
 
   problems.push(...environmentProblems(c, environment, mode, ns));
   const catalogFile = path.resolve(raw.projectRoot, c.catalogPath);
-  const { catalog, problems: catalogProblems } = loadCatalog(catalogFile, {
-    repositoryPrefix: c.registry.repositoryPrefix,
-    requireDigests: environment !== "local",
-    displayPath: c.catalogPath,
-  });
+  const catalogWhere = projectPath(raw.projectRoot, catalogFile);
+  const { catalog, problems: catalogProblems } =
+    "problem" in catalogWhere && catalogWhere.problem === "outside"
+      ? { catalog: undefined, problems: [{ path: `${ns}catalogPath`, message: "is outside the project (after resolving '..' and symlinks). Keep the catalog inside the project, e.g. images/catalog.yaml; it is never read from elsewhere.", received: renderReceived(c.catalogPath) }] }
+      : loadCatalog(catalogFile, {
+          repositoryPrefix: c.registry.repositoryPrefix,
+          requireDigests: environment !== "local",
+          displayPath: c.catalogPath,
+          projectRoot: raw.projectRoot,
+        });
   problems.push(...catalogProblems);
   if (!catalog) throw new ConfigError(`Invalid configuration for stack "${raw.stack}"`, problems);
 
@@ -128,8 +149,12 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
   // The scan gate's ignore file: every entry states why and expires (issue #4), checked before anything runs.
   if (c.scan.scanner === "trivy") {
     const ignorePath = path.resolve(raw.projectRoot, c.scan.ignoreFile);
-    if (!fs.existsSync(ignorePath)) at("scan.ignoreFile", "does not exist. Create it (`vulnerabilities: []` when nothing is ignored) or fix the path.", c.scan.ignoreFile);
-    else problems.push(...validateIgnoreFile(fs.readFileSync(ignorePath, "utf8"), c.scan.ignoreFile, new Date()));
+    const where = projectPath(raw.projectRoot, ignorePath);
+    if ("problem" in where && where.problem === "outside") {
+      at("scan.ignoreFile", "is outside the project (after resolving '..' and symlinks). Keep the ignore file in the project, e.g. .trivyignore.yaml; it is never read from elsewhere.", c.scan.ignoreFile);
+    } else if ("problem" in where || !fs.statSync(where.real).isFile()) {
+      at("scan.ignoreFile", "does not exist or is not a file. Create it (`vulnerabilities: []` when nothing is ignored) or fix the path.", c.scan.ignoreFile);
+    } else problems.push(...validateIgnoreFile(fs.readFileSync(where.real, "utf8"), c.scan.ignoreFile, new Date()));
   }
   // The stack's own hub values must pass the chart's schema now, not as a Helm failure at deploy time (issue #6).
   if (c.jupyterhub.enabled) {
@@ -140,6 +165,13 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
   }
   const perUserContext = path.join(path.dirname(catalogFile), "per-user");
   problems.push(...perUserProblems(users, perUserContext, raw.projectRoot, ns));
+  for (const [name, record] of Object.entries(c.promotion.images)) {
+    // Checked here, before any resource: PromotedImage would refuse it too, but only after registering the repository.
+    const sourceDigest = parseImageRef(record.source)?.digest;
+    if (sourceDigest !== undefined && sourceDigest !== record.digest) {
+      at(`promotion.images.${name}.source`, `is pinned to ${sourceDigest} but digest is ${record.digest}. The stack file was edited by hand: re-run \`npm run promote\`.`, record.source);
+    }
+  }
   for (const name of Object.keys(c.promotion.images)) {
     if (!byName.has(name) && !users.some((u) => u.id === name)) {
       at(`promotion.images.${name}`, `names no catalog variant or user image.${didYouMean(name, names) || ""} Re-run \`npm run promote\`.`, name);
@@ -187,6 +219,7 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
       at("discoveryToken", "is not set, but discovery.url is: set the service's bearer token with `pulumi config set --secret workbench-images:discoveryToken`.");
     }
   }
+  problems.push(...hubSecretProblems(c.jupyterhub.values, c.jupyterhubSecrets, ns, raw.secretKeys.has("jupyterhub")));
   // An image the stack names itself in its hub values must be pinned too (it replaces the chart's, and our pin).
   for (const [where, ref] of hubValueImages(c.jupyterhub.values)) {
     if (parseImageRef(ref)?.digest === undefined) {
@@ -224,6 +257,7 @@ export function parseStackConfig(raw: RawConfig): Omit<StackConfig, "kubeconfig"
     validation: { ...validationRest, mode: validationMode },
     jupyterhub: c.jupyterhub,
     jupyterhubSecrets: c.jupyterhubSecrets,
+    jupyterhubValuesSecret: raw.secretKeys.has("jupyterhub"),
     discovery: c.discovery,
     ...(c.discoveryToken !== undefined ? { discoveryToken: c.discoveryToken } : {}),
     users,
@@ -296,4 +330,65 @@ export function hubValueImages(values: Record<string, unknown>, prefix: string[]
     } else found.push(...hubValueImages(block, [...prefix, key]));
   }
   return found;
+}
+
+/** Keys of the z2jh chart (and of JupyterHub's authenticators it configures) whose values are credentials. */
+const CHART_SECRET_KEY = /^(?:client_secret|clientSecret|cookieSecret|secretToken|apiToken|api_token|password|[A-Za-z]+_password|keys)$/;
+/** Value paths the program generates: a jupyterhubSecrets entry there would silently replace what we computed. */
+const GENERATED_HUB_PATHS = ["hub.extraConfig.50-workbench-profiles", "singleuser.profileList", "singleuser.image", "prePuller"];
+
+/**
+ * Chart secrets given in plain `jupyterhub.values` (unless the whole key is a Pulumi secret), and jupyterhubSecrets
+ * paths that the chart does not have or that would overwrite generated values (issue #13).
+ */
+export function hubSecretProblems(values: Record<string, unknown>, secrets: Record<string, string>, ns: string, valuesAreSecret: boolean): Problem[] {
+  const problems: Problem[] = [];
+  const walk = (node: unknown, at: string[]) => {
+    if (node === null || typeof node !== "object" || Array.isArray(node)) return;
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      const here = [...at, key];
+      if (CHART_SECRET_KEY.test(key) && typeof value === "string" && value !== "" && !valuesAreSecret && !(key === "keys" && at.at(-1) !== "CryptKeeper")) {
+        problems.push({
+          path: `${ns}jupyterhub.values.${here.join(".")}`,
+          message: `is a credential in plain configuration (stored and shown in clear). Remove it here and set it with \`pulumi config set --secret --path '${ns}jupyterhubSecrets["${here.join(".")}"]' …\`.`,
+        });
+      } else walk(value, here);
+    }
+  };
+  walk(values, []);
+  for (const dotted of Object.keys(secrets)) {
+    const generated = GENERATED_HUB_PATHS.find((g) => dotted === g || dotted.startsWith(`${g}.`) || g.startsWith(`${dotted}.`));
+    if (generated !== undefined) {
+      problems.push({ path: `${ns}jupyterhubSecrets.${dotted}`, message: `would overwrite ${generated}, which this program generates. Remove it.` });
+      continue;
+    }
+    // The chart's schema (tightened the way validateHubValues does) must know the path: set a placeholder there.
+    const probe: HubValues = {};
+    let node = probe;
+    const keys = dotted.split(".");
+    keys.forEach((k, i) => {
+      node[k] = i === keys.length - 1 ? "x" : {};
+      node = node[k] as HubValues;
+    });
+    const unknown = validateHubValues(mergeHubValues(loadChartDefaults(), probe, {})).filter((m) => /not allowed|unknown|additional/i.test(m));
+    if (unknown.length > 0) {
+      problems.push({ path: `${ns}jupyterhubSecrets.${dotted}`, message: `is not a value path of the zero-to-jupyterhub chart (${unknown[0]}). Use the chart's own path, e.g. hub.config.GitHubOAuthenticator.client_secret.` });
+    }
+  }
+  return problems;
+}
+
+/**
+ * The catalog's problems when the stack file itself did not parse: read with what can be told from the raw input
+ * (catalogPath when it is a string, the repository prefix when given, digests required unless the stack is local).
+ */
+function catalogProblemsAnyway(raw: RawConfig, input: Record<string, unknown>, ns: string): Problem[] {
+  const catalogPath = typeof input["catalogPath"] === "string" && input["catalogPath"] !== "" ? input["catalogPath"] : "images/catalog.yaml";
+  const registry = input["registry"] as { repositoryPrefix?: unknown } | undefined;
+  const prefix = typeof registry?.repositoryPrefix === "string" ? registry.repositoryPrefix : "workbench";
+  const file = path.resolve(raw.projectRoot, catalogPath);
+  const where = projectPath(raw.projectRoot, file);
+  if ("problem" in where) return where.problem === "outside" ? [{ path: `${ns}catalogPath`, message: "is outside the project (after resolving '..' and symlinks). Keep the catalog inside the project, e.g. images/catalog.yaml; it is never read from elsewhere.", received: renderReceived(catalogPath) }] : [];
+  const environment = input["environment"] ?? raw.stack;
+  return loadCatalog(file, { repositoryPrefix: prefix, requireDigests: environment !== "local", displayPath: catalogPath, projectRoot: raw.projectRoot }).problems;
 }

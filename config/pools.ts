@@ -16,6 +16,10 @@ export function resolvePools(c: StackInput, variants: readonly CatalogVariant[],
   c.gpuPools.forEach((pool, i) => {
     if (poolNames.has(pool.name)) at(`gpuPools[${i}].name`, "duplicates another pool's name. Pool names must be unique.", pool.name);
     poolNames.add(pool.name);
+    const gfd = pool.nodeSelector["nvidia.com/gpu.product"];
+    if (gfd !== undefined && gfd !== pool.product) {
+      at(`gpuPools[${i}].nodeSelector["nvidia.com/gpu.product"]`, `disagrees with product ${JSON.stringify(pool.product)}: Jobs and profiles select GPU Feature Discovery's product label from product. Remove the selector, or fix product.`, gfd);
+    }
     if (!products.includes(pool.product)) {
       at(`gpuPools[${i}].product`, `is not a GPU product we have datasheet figures for.${didYouMean(pool.product, products) || ` Known: ${products.join(", ")}.`}`, pool.product);
     }

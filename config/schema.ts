@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { ChartImages } from "../lib/chart-images";
 import { type GpuPool, gpuPoolSchema } from "../lib/gpu-pool";
 import { isDigestPinned } from "../lib/image-ref";
+import { MAX_LINUX_ID } from "../lib/k8s-names";
 import type { Problem } from "../lib/problems";
 import { type RegistryConfig, registrySchema } from "../lib/registry";
 import { dnsLabel, sha256Digest, strictObject } from "../lib/zod-util";
@@ -24,6 +25,11 @@ export type Environment = (typeof ENVIRONMENTS)[number];
 
 /** Kubernetes contexts that name a cluster on the user's own machine (kind, k3d, minikube, desktop distributions). */
 export const LOCAL_CONTEXT = /^(kind-.+|k3d-.+|minikube|docker-desktop|rancher-desktop|orbstack|colima(-.+)?)$/;
+
+/** A Helm chart version: semver (https://semver.org), as Helm requires of Chart.yaml `version`. */
+const chartVersion = z.string().regex(/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/, {
+  error: 'must be a chart version such as "4.4.0" (semver).',
+});
 
 const cluster = strictObject({
   /** Context name inside the kubeconfig. With a `kubeconfig` secret, selects a context in it. */
@@ -68,7 +74,7 @@ const scan = strictObject({
 const admission = strictObject({
   /** Install Kyverno from its Helm chart; false when the cluster already runs it. */
   installKyverno: z.boolean().default(true),
-  kyvernoChartVersion: z.string().default("3.5.2"),
+  kyvernoChartVersion: chartVersion.default("3.5.2"),
   kyvernoNamespace: dnsLabel.default("kyverno"),
   /**
    * IAM role (IRSA) annotated on Kyverno's admission-controller service account, so it can read signatures and
@@ -113,8 +119,14 @@ const jupyterhub = strictObject({
   enabled: z.boolean().default(true),
   namespace: dnsLabel.default("jupyterhub"),
   releaseName: dnsLabel.default("jupyterhub"),
-  chartVersion: z.string().default("4.4.0"),
-  chartRepository: z.string().url().default("https://hub.jupyter.org/helm-chart/"),
+  chartVersion: chartVersion.default("4.4.0"),
+  /** Where Helm fetches the chart: an https repository or an oci:// registry, without credentials in the URL. */
+  chartRepository: z
+    .string()
+    .regex(/^(?:https|oci):\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~\/-]*)?$/, {
+      error: 'must be an https:// Helm repository or an oci:// registry URL without credentials, e.g. "https://hub.jupyter.org/helm-chart/".',
+    })
+    .default("https://hub.jupyter.org/helm-chart/"),
   timeoutSeconds: z.number().int().min(60).max(3600).default(900),
   /** The stack's own chart values; generated values (profileList, pre-puller, extraConfig) are merged over them. */
   values: z.record(z.string(), z.unknown()).default({}),
@@ -129,8 +141,9 @@ const user = strictObject({
    * authenticator): only this user is offered the personal profile. Default: `login`, when the authenticator allows it.
    */
   hubUsername: z.string().min(1).optional(),
-  uid: z.number().int(),
-  gid: z.number().int(),
+  /** Linux uid, as Kubernetes accepts it in runAsUser (0..2147483647; ≥ 1000 checked with the fix). */
+  uid: z.number().int().min(0).max(MAX_LINUX_ID, { error: `must be at most ${MAX_LINUX_ID}: Kubernetes refuses larger ids in runAsUser. Use the user's own uid.` }),
+  gid: z.number().int().min(0, { error: "must be 0 or more: use the user's own gid." }).max(MAX_LINUX_ID, { error: `must be at most ${MAX_LINUX_ID}: Kubernetes refuses larger ids in runAsGroup and fsGroup. Use the user's own gid.` }),
   project: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, { error: "must be lowercase letters and digits joined by '.', '_' or '-'." }),
   baseVariant: z.string().min(1),
   sudo: z.boolean().default(false),
@@ -159,9 +172,19 @@ const variantOverride = strictObject({
 });
 
 const source = strictObject({
-  url: z.string().url().default("https://github.com/workbench-images/workbench-images"),
-  /** VCS revision for `org.opencontainers.image.revision`; default: the variant's content hash. */
-  revision: z.string().optional(),
+  /** The source repository, an https URL (OCI `org.opencontainers.image.source` label and provenance). */
+  url: z
+    .string()
+    .regex(/^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~\/-]*)?$/, {
+      error: 'must be the https URL of the source repository, without credentials, e.g. "https://github.com/org/repo".',
+    })
+    .default("https://github.com/workbench-images/workbench-images"),
+  /** VCS revision for `org.opencontainers.image.revision`: a commit id or ref name. Default: the variant's content hash. */
+  revision: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]{0,199}$/, { error: "must be a commit id or ref name: letters, digits, '.', '_', '/', '-'." })
+    .refine((r) => !r.includes(".."), { error: "must not contain '..' (not a valid git ref)." })
+    .optional(),
 });
 
 export const stackSchema = strictObject({
@@ -276,6 +299,8 @@ export interface StackConfig {
   validation: ValidationConfig;
   jupyterhub: JupyterHubConfig;
   jupyterhubSecrets: Record<string, pulumi.Output<string>>;
+  /** A value inside jupyterhub was set with --secret: the chart values are then a Pulumi secret as a whole. */
+  jupyterhubValuesSecret: boolean;
   /** Seed 003's discovery service, when configured. */
   discovery?: { url: string; timeoutSeconds: number };
   /** Its bearer token, a Pulumi secret. */

@@ -41,6 +41,15 @@ export function resolveUsers(
     if (hub !== undefined) at(`users[${i}].${u.hubUsername !== undefined ? "hubUsername" : "login"}`, hub, u.hubUsername ?? u.login);
     users.push({ ...u, hubUsername: (u.hubUsername ?? u.login).toLowerCase(), username, repositoryName, id: `user-${username}-${u.project}` });
   });
+  // A uid belongs to one login (seed 002: it is the person's id on the shared hosts); with it, a (uid, project) pair
+  // names one repository (`<prefix>-<uid>/<project>`), and perUserProblems refuses the same pair twice.
+  const byUid = new Map<number, number>();
+  users.forEach((u, i) => {
+    const uidOwner = byUid.get(u.uid);
+    if (uidOwner !== undefined && users[uidOwner]!.login !== u.login) {
+      at(`users[${i}].uid`, `is also users[${uidOwner}]'s uid (${users[uidOwner]!.login}). A uid belongs to one person: use this user's own uid.`, u.uid);
+    } else if (uidOwner === undefined) byUid.set(u.uid, i);
+  });
   const owners = new Map<string, number>();
   users.forEach((u, i) => {
     const prior = owners.get(`${u.hubUsername}\n${u.project}`);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { labelKey, labelValue } from "./k8s-names";
 import { dnsLabel, strictObject } from "./zod-util";
 
 /**
@@ -9,10 +10,16 @@ import { dnsLabel, strictObject } from "./zod-util";
 
 /** A Kubernetes toleration (core/v1 Toleration) as a pool declares it. */
 export const tolerationSchema = strictObject({
-  key: z.string().min(1),
+  /** The taint key: a label key (core/v1 validation ValidateTolerations). */
+  key: labelKey,
   operator: z.enum(["Exists", "Equal"]).default("Exists"),
-  value: z.string().optional(),
+  /** A label value; must be absent with operator Exists. */
+  value: labelValue.optional(),
   effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+}).superRefine((t, ctx) => {
+  if (t.operator === "Exists" && t.value !== undefined && t.value !== "") {
+    ctx.addIssue({ code: "custom", path: ["value"], message: 'must be absent when operator is "Exists" (Kubernetes rejects it). Remove value, or set operator: Equal.' });
+  }
 });
 /** A toleration as the program emits it: `operator` may be left to Kubernetes' default (Equal). */
 export type Toleration = Omit<z.infer<typeof tolerationSchema>, "operator"> & { operator?: "Exists" | "Equal" };
@@ -23,7 +30,8 @@ export const DEFAULT_GPU_TOLERATIONS = [{ key: "nvidia.com/gpu", operator: "Exis
 export const gpuPoolSchema = strictObject({
   name: dnsLabel,
   displayName: z.string().min(1).optional(),
-  nodeSelector: z.record(z.string(), z.string()).default({}),
+  /** Node labels (key → value), both checked with Kubernetes' label syntax. */
+  nodeSelector: z.record(labelKey, labelValue).default({}),
   tolerations: z.array(tolerationSchema).default(DEFAULT_GPU_TOLERATIONS.map((t) => ({ ...t }))),
   /** The GPU as GPU Feature Discovery names it in `nvidia.com/gpu.product`. */
   product: z.string().min(1),

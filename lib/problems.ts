@@ -20,6 +20,14 @@ export type SecretPathTest = (path: readonly PropertyKey[]) => boolean;
 
 const MAX_RECEIVED = 80;
 
+/**
+ * Control characters (C0, DEL, C1) and line/paragraph separators as `\uXXXX`: a key or value from a stack file
+ * reaches the terminal and PR comments, where a raw escape sequence or newline could rewrite what the reader sees.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** Renders a received value for an error line: JSON, shortened, never multi-line. */
 export function renderReceived(value: unknown): string {
   if (value === undefined) return "nothing";
@@ -51,9 +59,18 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
+    // A key that is not a plain word (a label key with '/' or '.', a space) is written ["…"], as --path reads it.
+    else if (out !== "" && !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(part))) out += `[${JSON.stringify(String(part))}]`;
     else out += out === "" ? String(part) : `.${String(part)}`;
   }
   return out;
+}
+
+/** The value at `path` inside `root`, or undefined. */
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let node = root;
+  for (const part of path) node = node !== null && typeof node === "object" ? (node as Record<PropertyKey, unknown>)[part] : undefined;
+  return node;
 }
 
 function describeExpected(expected: string): string {
@@ -148,11 +165,39 @@ export function zodProblems(
         problems.push({ path: where(path), message: issue.message, received: received(value) });
         break;
       }
+      case "invalid_key": {
+        // A record key that fails its schema (a label key): the key's own issues, at the key's path.
+        const key = (issue as { key?: unknown; path: PropertyKey[] }).path;
+        const inner = (issue as { issues?: Array<{ message: string }> }).issues ?? [];
+        const keyPath = [...key];
+        problems.push({
+          path: where(keyPath),
+          message: inner.map((i) => i.message).join(" ") || issue.message,
+          received: received(keyPath[keyPath.length - 1]),
+        });
+        break;
+      }
+      case "too_big":
+      case "too_small": {
+        const bound = (issue as { maximum?: unknown; minimum?: unknown }).maximum ?? (issue as { minimum?: unknown }).minimum;
+        const inclusive = (issue as { inclusive?: boolean }).inclusive !== false;
+        const origin = (issue as { origin?: string }).origin;
+        const custom = issue.message.startsWith("Too ") ? undefined : issue.message;
+        const what = origin === "string" ? "characters" : origin === "array" ? "entries" : undefined;
+        const generic =
+          what !== undefined
+            ? `must have ${issue.code === "too_big" ? "at most" : "at least"} ${String(bound)} ${what}.`
+            : `must be a number ${issue.code === "too_big" ? (inclusive ? "at most" : "below") : inclusive ? "at least" : "above"} ${String(bound)}.`;
+        problems.push({ path: where(path), message: custom ?? generic, received: received(input) });
+        break;
+      }
       default: {
+        // A custom issue raised on an object for one of its fields carries the object as input: show the field.
+        const shown = issue.code === "custom" && input !== null && typeof input === "object" ? valueAt(input, path.slice(-1)) ?? input : input;
         problems.push({
           path: where(path),
           message: issue.message,
-          ...(input !== undefined || issue.code === "custom" ? { received: received(input) } : {}),
+          ...(shown !== undefined || issue.code === "custom" ? { received: received(shown) } : {}),
         });
       }
     }
@@ -167,7 +212,7 @@ function withoutReceived(p: Problem): Problem {
 
 /** One message listing every problem: the header, then one line per problem, sorted for stable output. */
 export function formatProblems(header: string, problems: readonly Problem[]): string {
-  const lines = problems.map((p) => `  - ${p.path}: ${p.message}${p.received !== undefined ? ` (got ${p.received})` : ""}`);
+  const lines = problems.map((p) => escapeControl(`  - ${p.path}: ${p.message}${p.received !== undefined ? ` (got ${p.received})` : ""}`));
   const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
   return `${header} (${count}):\n${lines.join("\n")}`;
 }

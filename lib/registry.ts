@@ -68,7 +68,12 @@ export const localRegistrySchema = strictObject({
     .refine(isDigestPinned, { error: "must be pinned by digest (image@sha256:…)." })
     .default(DEFAULT_LOCAL_REGISTRY_IMAGE),
   /** Docker engine endpoint that runs the registry container and the builds. */
-  dockerHost: z.string().default("unix:///var/run/docker.sock"),
+  dockerHost: z
+    .string()
+    .regex(/^(?:unix:\/\/\/[^\s]+|npipe:\/\/\/[^\s]+|tcp:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5})$/, {
+      error: "must be this machine's Docker engine: unix:///path/docker.sock, npipe:///./pipe/docker_engine or tcp://127.0.0.1:<port> (the local registry has no authentication; a remote engine would expose it).",
+    })
+    .default("unix:///var/run/docker.sock"),
   /**
    * Platforms built on the local stack (intersected with each variant's): a laptop builds its own architecture, not
    * every platform the catalog ships (that needs QEMU emulation and is slow).
