@@ -108,11 +108,14 @@ export = async function main(): Promise<StackOutputsInput> {
     ? new JupyterHub("jupyterhub", {
         hub: cfg.jupyterhub,
         secrets: cfg.jupyterhubSecrets,
+        valuesSecret: cfg.jupyterhubValuesSecret,
         images: offered.map((v) => ({ variant: v.spec.offer!, ref: v.ref, tag: v.gated.stored.tag, pools: v.spec.pools })),
         users: validated.flatMap((v) => (v.spec.owner ? [{ user: v.spec.owner, ref: v.ref }] : [])),
         shmSize: cfg.validation.shmSize,
         protect,
         chartImages: cfg.chartImages,
+        ...(cfg.discovery !== undefined ? { discovery: cfg.discovery } : {}),
+        ...(cfg.discoveryToken !== undefined ? { discoveryToken: cfg.discoveryToken } : {}),
       }, { provider: providers.kubernetes })
     : undefined;
 

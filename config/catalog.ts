@@ -6,7 +6,9 @@ import { dockerfileRuntime, summarizeDockerfile } from "./dockerfile";
 import { parseImageRef } from "../lib/image-ref";
 import { isValidRepositoryName, variantRepositoryName } from "../lib/naming";
 import { formatPath, type Problem, renderReceived, zodProblems } from "../lib/problems";
+import { DEFAULT_DISCOVERY_CATEGORY, discoveryCategory, discoveryTag, JUPYTER_COMPATIBLE_TAG } from "../components/hub/discovery";
 import { parseByteString } from "../components/hub/kubespawner";
+import { projectPath } from "../lib/paths";
 import { strictObject } from "../lib/zod-util";
 
 /**
@@ -61,6 +63,14 @@ const publish = strictObject({
   order: z.number().int().default(100),
   default: z.boolean().default(false),
   resources,
+  /** Seed 003's discovery category (issue #14). */
+  category: discoveryCategory.default(DEFAULT_DISCOVERY_CATEGORY),
+  /** Discovery tags besides `jupyter-compatible`, which every published image carries. */
+  tags: z
+    .array(discoveryTag)
+    .refine((tags) => !tags.includes(JUPYTER_COMPATIBLE_TAG), { error: `must not list "${JUPYTER_COMPATIBLE_TAG}": every published image carries it. Remove it.` })
+    .refine((tags) => new Set(tags).size === tags.length, { error: "repeats a tag. List each tag once." })
+    .default([]),
 });
 
 const variantSchema = strictObject({
@@ -111,6 +121,8 @@ export interface CatalogOptions {
   requireDigests: boolean;
   /** How the file is named in messages (relative to the project root). */
   displayPath: string;
+  /** Contexts and Dockerfiles must resolve (symlinks included) inside this folder. @default the catalog's folder's parent */
+  projectRoot?: string;
 }
 
 /** Parses and validates a catalog file. Returns every problem found; never throws on user input. */
@@ -145,7 +157,15 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     const offset = node?.range?.[0];
     return offset === undefined ? "" : ` (line ${lineCounter.linePos(offset).line})`;
   };
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    // yaml refuses documents whose aliases expand past maxAliasCount (a "billion laughs" bomb) by throwing.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return {
+      problems: [{ path: shown, message: `cannot be read: ${e instanceof Error ? e.message : String(e)}. Write each entry out instead of expanding aliases.` }],
+    };
+  }
   const parsed = catalogSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) return { problems: zodProblems(parsed.error, `${shown}: `, { locate }) };
 
@@ -171,7 +191,16 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     }
     const contextDir = path.resolve(catalogDir, v.context);
     const dockerfilePath = path.resolve(contextDir, v.dockerfile);
-    if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) {
+    const root = options.projectRoot ?? path.dirname(catalogDir);
+    const outside = (p: string) => {
+      const where = projectPath(root, p);
+      return "problem" in where && where.problem === "outside";
+    };
+    if (outside(contextDir)) {
+      at(["variants", i, "context"], "is outside the project (after resolving '..' and symlinks). Build contexts must be folders of the project.", v.context);
+    } else if (outside(dockerfilePath)) {
+      at(["variants", i, "dockerfile"], "is outside the project or the context (after resolving '..' and symlinks). Keep the Dockerfile in the project.", v.dockerfile);
+    } else if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) {
       at(["variants", i, "context"], `directory ${path.relative(process.cwd(), contextDir) || "."} does not exist. Create it or fix the path (relative to the catalog file).`, v.context);
     } else if (!fs.existsSync(dockerfilePath)) {
       at(["variants", i, "dockerfile"], `file ${path.relative(process.cwd(), dockerfilePath)} does not exist. Add the Dockerfile or fix the path (relative to the context).`, v.dockerfile);
@@ -195,9 +224,19 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
       }
       if (summary) {
         for (const arg of [v.base.arg, ...Object.keys(v.extraBases)]) {
+          const key = arg === v.base.arg ? "base" : "extraBases";
           if (!summary.globalArgs.includes(arg)) {
-            at(["variants", i, arg === v.base.arg ? "base" : "extraBases"], `names build arg ${arg}, but ${v.dockerfile} declares no \`ARG ${arg}\` before its first FROM. Declare it there and use it in FROM.`, arg);
+            at(["variants", i, key], `names build arg ${arg}, but ${v.dockerfile} declares no \`ARG ${arg}\` before its first FROM. Declare it there and use it in FROM.`, arg);
+          } else if (arg === v.base.arg && !summary.fromImages.some((f) => f === `\${${arg}}` || f === `$${arg}`)) {
+            // The pinned, scanned base is what the image must be built on: a FROM that ignores the argument builds
+            // on something nobody pinned.
+            at(["variants", i, "base", "arg"], `is ${arg}, but no FROM in ${v.dockerfile} is \`FROM \${${arg}}\`: the image would not be built on the pinned base. Use it in the first stage's FROM.`, arg);
           }
+        }
+      }
+      for (const arg of Object.keys(v.buildArgs)) {
+        if (arg === v.base.arg || arg in v.extraBases) {
+          at(["variants", i, "buildArgs", arg], `would override the pinned base argument ${arg}. Set bases only under base.ref or extraBases.`, v.buildArgs[arg]);
         }
       }
     }

@@ -1,3 +1,5 @@
+export * from "./discovery";
+export * from "./discovery-registration";
 export * from "./hub-values";
 export * from "./jupyter-hub";
 export * from "./kubespawner";

@@ -4,6 +4,8 @@ import type { GpuPool } from "../../lib/gpu-pool";
 import { type ChartImages, chartImageValues } from "../../lib/chart-images";
 import { homeMountOf, loadChartDefaults, mergeHubValues, type HubValues } from "./hub-values";
 import { validateProfileList } from "./kubespawner";
+import { type CatalogEntry, catalogEntry, catalogEntryProblems, discoveryRecord, type DiscoveryService } from "./discovery";
+import { DiscoveryRegistration } from "./discovery-registration";
 import { prePullDaemonSet, type PullGroup } from "./pre-puller";
 import type { Profile } from "./kubespawner";
 import { type PublishedImage, renderProfileFilterConfig, renderProfileList, type Toleration } from "./profiles";
@@ -23,6 +25,10 @@ export interface HubVariant {
         order: number;
         default: boolean;
         resources: { cpu: { guarantee: number; limit: number }; memory: { guarantee: string; limit: string } };
+        /** Seed 003's discovery category. @default "jupyter" */
+        category?: string | undefined;
+        /** Discovery tags besides `jupyter-compatible`, which every offered image carries. @default [] */
+        tags?: string[] | undefined;
       }
     | undefined;
 }
@@ -88,30 +94,36 @@ export interface JupyterHubArgs {
   protect?: boolean;
   /** The chart's own images pinned by digest (images/chart-images.yaml); unpinned ones keep the chart's tags. */
   chartImages: ChartImages;
+  /** The stack's own values hold a secret (set with --secret inside jupyterhub): keep all values secret. @default false */
+  valuesSecret?: boolean;
+  /**
+   * Seed 003's discovery service (the stack's `discovery` keys): each offered image's catalog entry is PUT there once the
+   * release succeeded, and DELETEd when the image is no longer offered.
+   * @default none: the catalog is only published in the ConfigMap and the `catalog` output
+   */
+  discovery?: DiscoveryService;
+  /** The discovery service's bearer token, a Pulumi secret (`discoveryToken`). @default none: no Authorization header */
+  discoveryToken?: pulumi.Input<string>;
 }
 
-/** One entry of the discovery catalog (seed 003's registration with a control API). */
-export interface CatalogEntry {
-  name: string;
-  displayName: string;
-  description: string;
-  imageRef: string;
-  gpuRequired: boolean;
-  resources: { cpu: { guarantee: number; limit: number }; memory: { guarantee: string; limit: string } };
-  cudaVersion: string | null;
-  pools: string[];
-}
+/** One entry of the published catalog: seed 003's record, the offered digest and its pools (./discovery.ts). */
+export type { CatalogEntry };
 
 export const CATALOG_CONFIGMAP = "workbench-image-catalog";
 
 /**
  * JupyterHub publication (issue #6): the zero-to-jupyterhub chart with profiles generated from gated digests only,
- * a per-user profile filter in the hub, the discovery catalog as a ConfigMap, and pre-pullers per node group.
+ * a per-user profile filter in the hub, the discovery catalog (seed 003's records) as a ConfigMap and, with `discovery`,
+ * registered with the discovery service after the release, and pre-pullers per node group.
  */
 export class JupyterHub extends pulumi.ComponentResource {
   readonly namespace: string;
   readonly releaseName: pulumi.Output<string>;
   readonly catalog: pulumi.Output<CatalogEntry[]>;
+  /** Names of the images the hub offers (shared profiles), in catalog order: the catalog's entries. */
+  readonly offered: string[];
+  /** The registration with seed 003's discovery service, when `discovery` is set. */
+  readonly discovery?: DiscoveryRegistration;
 
   constructor(name: string, args: JupyterHubArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workbench:hub:JupyterHub", name, {}, opts);
@@ -131,31 +143,38 @@ export class JupyterHub extends pulumi.ComponentResource {
     const tags = pulumi.all(published.map((i) => i.tag));
     const userRefs = pulumi.all(args.users.map((u) => u.ref));
 
+    const publishedImage = (img: HubImage, imageRef: string): PublishedImage => {
+      const p = img.variant.publish!;
+      return {
+        variant: img.variant.name,
+        displayName: p.displayName,
+        description: p.description,
+        order: p.order,
+        default: p.default,
+        imageRef,
+        gpu: img.variant.gpu,
+        ...(img.variant.cuda !== undefined ? { cudaVersion: img.variant.cuda } : {}),
+        cpu: p.resources.cpu,
+        memory: p.resources.memory,
+        ...(img.variant.runAs !== undefined ? { runAs: img.variant.runAs } : {}),
+        pools: img.pools.map((pool) => ({
+          name: pool.name,
+          ...(pool.displayName !== undefined ? { displayName: pool.displayName } : {}),
+          nodeSelector: pool.nodeSelector,
+          tolerations: pool.tolerations,
+          gpusPerNode: pool.gpusPerNode,
+          product: pool.product,
+        })),
+      };
+    };
+    // Which images are offered is plain data (GPU pools, GPUs per session; never the digests): renderProfileList's own
+    // decision, taken here once so that the discovery registration can have one Command per offered image.
+    const skippedShared = renderProfileList({ images: published.map((img) => publishedImage(img, "")), users: [] }).skipped;
+    this.offered = published.map((img) => img.variant.name).filter((n) => !skippedShared.some((s) => s.variant === n && s.login === undefined));
+    const offeredNames = new Set(this.offered);
+
     const rendered = pulumi.all([refs, userRefs]).apply(([imageRefs, personalRefs]) => {
-      const images: PublishedImage[] = published.map((img, i) => {
-        const p = img.variant.publish!;
-        return {
-          variant: img.variant.name,
-          displayName: p.displayName,
-          description: p.description,
-          order: p.order,
-          default: p.default,
-          imageRef: imageRefs[i]!,
-          gpu: img.variant.gpu,
-          ...(img.variant.cuda !== undefined ? { cudaVersion: img.variant.cuda } : {}),
-          cpu: p.resources.cpu,
-          memory: p.resources.memory,
-          ...(img.variant.runAs !== undefined ? { runAs: img.variant.runAs } : {}),
-          pools: img.pools.map((pool) => ({
-            name: pool.name,
-            ...(pool.displayName !== undefined ? { displayName: pool.displayName } : {}),
-            nodeSelector: pool.nodeSelector,
-            tolerations: pool.tolerations,
-            gpusPerNode: pool.gpusPerNode,
-            product: pool.product,
-          })),
-        };
-      });
+      const images: PublishedImage[] = published.map((img, i) => publishedImage(img, imageRefs[i]!));
       const result = renderProfileList({
         images,
         users: args.users.map((u, i) => ({
@@ -221,6 +240,9 @@ export class JupyterHub extends pulumi.ComponentResource {
     const values = pulumi
       .all([generated, Object.keys(args.secrets).length > 0 ? secretValues : pulumi.output({} as HubValues)])
       .apply(([gen, sec]) => mergeHubValues(chartPins, mergeHubValues({}, hub.values, sec), gen));
+    // A value in the stack's own chart values set with --secret: Pulumi knows only that the key holds one, so the
+    // values stay a secret as a whole (state, plan output), as jupyterhubSecrets' values do.
+    const releaseValues = args.valuesSecret === true ? pulumi.secret(values) : values;
 
     const release = new k8s.helm.v3.Release(
       `${name}-release`,
@@ -230,7 +252,7 @@ export class JupyterHub extends pulumi.ComponentResource {
         version: hub.chartVersion,
         repositoryOpts: { repo: hub.chartRepository },
         namespace: ns.metadata.name,
-        values,
+        values: releaseValues,
         atomic: true,
         timeout: hub.timeoutSeconds,
         cleanupOnFail: true,
@@ -240,22 +262,17 @@ export class JupyterHub extends pulumi.ComponentResource {
     );
     this.releaseName = release.name;
 
-    this.catalog = rendered.apply((r) =>
-      r.images
-        .filter((img) => !r.skipped.some((s) => s.variant === img.variant && s.login === undefined))
-        .map(
-          (img): CatalogEntry => ({
-            name: img.variant,
-            displayName: img.displayName,
-            description: img.description,
-            imageRef: img.imageRef,
-            gpuRequired: img.gpu,
-            resources: { cpu: img.cpu, memory: img.memory },
-            cudaVersion: img.cudaVersion ?? null,
-            pools: img.pools.map((p) => p.name),
-          }),
-        ),
-    );
+    // Seed 003's record for every offered image (issue #14), plus the digest the profile runs and its pools.
+    this.catalog = refs.apply((imageRefs) => {
+      const entries = published.flatMap((img, i) =>
+        offeredNames.has(img.variant.name)
+          ? [catalogEntry(discoveryRecord({ name: img.variant.name, gpu: img.variant.gpu, publish: img.variant.publish! }), imageRefs[i]!, img.pools.map((p) => p.name))]
+          : [],
+      );
+      const problems = catalogEntryProblems(entries);
+      if (problems.length > 0) throw new pulumi.ResourceError(`the published catalog is invalid:\n${problems.join("\n")}\nFix the variants' publish blocks in the image catalog.`, this);
+      return entries;
+    });
     new k8s.core.v1.ConfigMap(
       `${name}-catalog`,
       {
@@ -290,6 +307,19 @@ export class JupyterHub extends pulumi.ComponentResource {
           { parent: this, dependsOn: [ns] },
         );
       }
+    }
+    if (args.discovery !== undefined) {
+      this.discovery = new DiscoveryRegistration(
+        `${name}-discovery`,
+        {
+          service: args.discovery,
+          ...(args.discoveryToken !== undefined ? { token: args.discoveryToken } : {}),
+          names: this.offered,
+          catalog: this.catalog,
+          after: [release],
+        },
+        { parent: this },
+      );
     }
     this.registerOutputs({ namespace: this.namespace, releaseName: this.releaseName, catalog: this.catalog });
   }

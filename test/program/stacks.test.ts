@@ -100,6 +100,17 @@ describe("admission settings reach Kyverno and the policy (issue #11)", () => {
   });
 });
 
+describe("a secret set with --secret --path inside jupyterhub (issue #13)", () => {
+  it("keeps the whole Helm values a secret in the plan, never the value in clear", async () => {
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, Record<string, unknown>>;
+    const hub = stack["workbench-images:jupyterhub"] as { values: { hub: { config: Record<string, unknown> } } };
+    hub.values.hub.config["GitHubOAuthenticator"] = { client_id: "abc", client_secret: { secure: "v1:AAAABBBBccccDDDD" } };
+    const plan = await planConfig("dev", stack);
+    expect(byName(plan, "jupyterhub-release").inputs["values"]).toBe("[secret]");
+    expect(JSON.stringify(plan)).not.toContain("AAAABBBBccccDDDD");
+  });
+});
+
 describe("removing a variant or a user from configuration (issue #11)", () => {
   it("leaves its ECR repository and images in AWS unless registry.forceDelete says otherwise", async () => {
     const dev = await planStackFile("dev", "Pulumi.dev.yaml");
