@@ -96,7 +96,14 @@ export function parseChartImages(text: string, displayPath: string): ChartImages
     const offset = node?.range?.[0];
     return offset === undefined ? "" : ` (line ${lineCounter.linePos(offset).line})`;
   };
-  const parsed = fileSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+  let json: unknown;
+  try {
+    // yaml throws on aliases that expand past maxAliasCount (a "billion laughs" bomb).
+    json = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    throw new ConfigError(header, [{ path: displayPath, message: `cannot be read: ${(e as Error).message}. Write each entry out instead of expanding aliases.` }]);
+  }
+  const parsed = fileSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) throw new ConfigError(header, zodProblems(parsed.error, `${displayPath}: `, { locate: lineOf }));
 
   const problems: Problem[] = [];

@@ -2,11 +2,11 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
 import { runPlan } from "./lib/plan-runtime";
 import { readStackConfig } from "./lib/stack-files";
+import { type CliIO, type CliProblem, internalLine, parseFlags, Refused, runCli } from "./lib/cli";
 
 /**
  * npm run bench: plan time and peak RSS for synthetic catalogs of 10, 100 and 500 variants, next to the SDK's floor
@@ -17,10 +17,40 @@ import { readStackConfig } from "./lib/stack-files";
 const root = path.resolve(__dirname, "..");
 const SIZES = [10, 100, 500];
 
-const { values } = parseArgs({
-  options: { child: { type: "string" }, variants: { type: "string" }, custom: { type: "string" }, components: { type: "string" } },
-  strict: true,
-});
+const CLI = "bench";
+const HELP = "Usage: npm run bench (no options; it prints a table of figures).";
+
+/** The internal flags a measuring child gets from its parent; a user runs `npm run bench` without any. */
+interface ChildFlags {
+  child: "program" | "floor";
+  variants: number;
+  custom: number;
+  components: number;
+}
+
+function readFlags(argv: readonly string[]): ChildFlags | undefined {
+  const { values } = parseFlags(
+    CLI,
+    argv,
+    { child: { type: "string", choices: ["program", "floor"] }, variants: { type: "string" }, custom: { type: "string" }, components: { type: "string" } },
+    { help: HELP },
+  );
+  if (values.child === undefined) {
+    const stray = ["variants", "custom", "components"].filter((k) => values[k] !== undefined);
+    if (stray.length > 0) throw new Refused(CLI, stray.map((k) => ({ where: `--${k}`, message: `is internal to a measuring child (--child). ${HELP}`, received: values[k] })));
+    return undefined;
+  }
+  const problems: CliProblem[] = [];
+  const count = (key: string): number => {
+    const raw = values[key] as string | undefined;
+    if (raw === undefined) return 0;
+    if (!/^\d{1,6}$/.test(raw)) problems.push({ where: `--${key}`, message: "must be a whole number up to 999999.", received: raw });
+    return Number(raw);
+  };
+  const flags = { child: values.child as ChildFlags["child"], variants: count("variants"), custom: count("custom"), components: count("components") };
+  if (problems.length > 0) throw new Refused(CLI, problems);
+  return flags;
+}
 
 function makeCatalog(dir: string, n: number): string {
   fs.mkdirSync(path.join(dir, "images", "app"), { recursive: true });
@@ -70,7 +100,7 @@ class BareComponent extends pulumi.ComponentResource {
   }
 }
 
-async function child(): Promise<void> {
+async function child(values: ChildFlags, io: CliIO): Promise<void> {
   // Module loading (@pulumi/aws alone is ≈ 0.5 s) is a fixed cost, timed apart from planning.
   const program = require("../index") as () => unknown;
   const start = process.hrtime.bigint();
@@ -79,7 +109,7 @@ async function child(): Promise<void> {
   if (values.child === "program") {
     const dir = fs.mkdtempSync(path.join(root, ".bench-"));
     try {
-      const stackFile = makeCatalog(dir, Number(values.variants));
+      const stackFile = makeCatalog(dir, values.variants);
       const { project, config, secretKeys } = readStackConfig(root, stackFile);
       const plan = await runPlan({ project, stack: "bench", config, secretKeys, program });
       resources = plan.resources.length;
@@ -88,8 +118,8 @@ async function child(): Promise<void> {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   } else {
-    const count = Number(values.custom);
-    const comps = Number(values.components);
+    const count = values.custom;
+    const comps = values.components;
     const plan = await runPlan({
       project: "workbench-images",
       stack: "bench",
@@ -104,7 +134,7 @@ async function child(): Promise<void> {
     resources = plan.resources.length;
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  process.stdout.write(JSON.stringify({ resources, components, seconds, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+  io.stdout(JSON.stringify({ resources, components, seconds, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
 }
 
 function run(args: string[]): { resources: number; components: number; seconds: number; maxRssMB: number } {
@@ -112,7 +142,7 @@ function run(args: string[]): { resources: number; components: number; seconds: 
   return JSON.parse(out) as { resources: number; components: number; seconds: number; maxRssMB: number };
 }
 
-function parent(): void {
+function parent(io: CliIO): void {
   const rows: string[] = [];
   rows.push("| variants | resources | plan s | peak RSS MB | floor s (same count) | floor RSS MB | cost/resource vs floor |");
   rows.push("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -124,8 +154,27 @@ function parent(): void {
       `| ${n} | ${prog.resources} | ${prog.seconds.toFixed(2)} | ${prog.maxRssMB.toFixed(0)} | ${floor.seconds.toFixed(2)} | ${floor.maxRssMB.toFixed(0)} | ${(prog.seconds / floor.seconds).toFixed(2)}× |`,
     );
   }
-  process.stdout.write(`${rows.join("\n")}\n\nnode ${process.version}, ${os.cpus().length} CPU(s)\n`);
+  io.stdout(`${rows.join("\n")}\n\nnode ${process.version}, ${os.cpus().length} CPU(s)\n`);
 }
 
-if (values.child) child().catch((e: unknown) => { process.stderr.write(String((e as Error).stack)); process.exit(1); });
-else parent();
+/** The CLI as a function (issue #16): flags are checked before any measurement. Exit 0 figures printed, 2 bad flags. */
+export function main(argv: readonly string[], io: CliIO): Promise<number> {
+  return runCli(CLI, io, async () => {
+    const flags = readFlags(argv);
+    if (flags !== undefined) await child(flags, io);
+    else parent(io);
+    return 0;
+  });
+}
+
+if (typeof module !== "undefined" && require.main === module) {
+  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${internalLine(CLI, e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,20 +1,37 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROMOTION_FIXTURE, promotionFixtureText } from "./lib/promotion-fixture";
+import { type CliIO, internalLine, parseFlags, runCli } from "./lib/cli";
 
 /** npm run fixtures: regenerates the test fixtures that are derived from the program (no flags). */
+const CLI = "fixtures";
+const HELP = "Usage: npm run fixtures (no options or arguments).";
 const root = path.resolve(__dirname, "..");
 
-async function main(): Promise<void> {
-  if (process.argv.length > 2) {
-    process.stderr.write(`fixtures: takes no arguments, got ${JSON.stringify(process.argv.slice(2))}.\nusage: npm run fixtures\n`);
-    process.exit(2);
-  }
-  fs.writeFileSync(path.join(root, PROMOTION_FIXTURE), await promotionFixtureText(root, require(path.join(root, "index.ts")) as () => unknown));
-  process.stdout.write(`fixtures: wrote ${PROMOTION_FIXTURE}\n`);
+export interface FixturesIO extends CliIO {
+  /** index.ts's program. @default required from the project root */
+  program?: () => unknown;
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`fixtures: internal error: ${(e as Error).message ?? String(e)}\n`);
-  process.exit(1);
-});
+/** The CLI as a function (issue #16). Exit 0: fixtures written; 2: any argument (it takes none), nothing written. */
+export function main(argv: readonly string[], io: FixturesIO): Promise<number> {
+  return runCli(CLI, io, async () => {
+    parseFlags(CLI, argv, {}, { help: HELP });
+    const program = io.program ?? (require(path.join(root, "index.ts")) as () => unknown);
+    fs.writeFileSync(path.join(root, PROMOTION_FIXTURE), await promotionFixtureText(root, program));
+    io.stdout(`fixtures: wrote ${PROMOTION_FIXTURE}\n`);
+    return 0;
+  });
+}
+
+if (typeof module !== "undefined" && require.main === module) {
+  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${internalLine(CLI, e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

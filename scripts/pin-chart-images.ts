@@ -1,31 +1,54 @@
-import { parseArgs } from "node:util";
-import { pinChartImagesFile } from "../lib/chart-images";
-import { skopeoResolver } from "./lib/pin-bases";
+import * as path from "node:path";
+import { CHART_IMAGES_FILE, pinChartImagesFile } from "../lib/chart-images";
+import { type DigestResolver, skopeoResolver, yamlFileProblem } from "./lib/pin-bases";
+import { type CliIO, display, escapeControls, internalLine, parseFlags, readInput, Refused, runCli } from "./lib/cli";
 
 /**
  * npm run pin-chart-images -- [--refresh] [--dry-run]: on a machine with registry access, pins every image the Helm
  * charts deploy (images/chart-images.yaml) to the digest its tag points at now, keeping the file's comments.
- * Exit 2 with every problem listed when any tag cannot be resolved; nothing is written then.
+ * Exit 2 with every problem listed, one line each, when a flag is wrong, the file cannot be read or any tag cannot be
+ * resolved; nothing is written then.
  */
-const USAGE = "usage: npm run pin-chart-images -- [--refresh] [--dry-run]";
-let values: { refresh?: boolean; "dry-run"?: boolean };
-try {
-  ({ values } = parseArgs({ options: { refresh: { type: "boolean" }, "dry-run": { type: "boolean" } }, strict: true, allowPositionals: false }));
-} catch (e) {
-  process.stderr.write(`pin-chart-images: ${(e as Error).message}\n${USAGE}\n`);
-  process.exit(2);
+const CLI = "pin-chart-images";
+const HELP = "Usage: npm run pin-chart-images -- [--refresh] [--dry-run].";
+const root = path.resolve(__dirname, "..");
+
+export interface PinChartImagesIO extends CliIO {
+  /** @default skopeo on PATH */
+  resolver?: DigestResolver;
+  /** @default images/chart-images.yaml */
+  file?: string;
 }
-pinChartImagesFile(skopeoResolver(), { refresh: values.refresh ?? false, dryRun: values["dry-run"] ?? false }).then(
-  (r) => {
-    for (const c of r.changes) process.stdout.write(`${c.path}: ${c.from} → ${c.to}\n`);
+
+/** The CLI as a function (issue #16). Exit 0: pinned, nothing to do or a dry run; 2: refused, nothing written. */
+export function main(argv: readonly string[], io: PinChartImagesIO): Promise<number> {
+  return runCli(CLI, io, async () => {
+    const { values } = parseFlags(CLI, argv, { refresh: { type: "boolean" }, "dry-run": { type: "boolean" } }, { help: HELP });
+    const file = io.file ?? CHART_IMAGES_FILE;
+    const shown = display(file, io.cwd ?? root);
+    const fix = "Restore it from the repository; docs/chart-images.md says what it holds.";
+    const syntax = yamlFileProblem(readInput(file, shown, fix, CLI));
+    if (syntax !== undefined) throw new Refused(CLI, [{ where: `${shown}${syntax.line}`, message: `${syntax.message} Nothing was written.` }]);
+    const r = await pinChartImagesFile(io.resolver ?? skopeoResolver(), { refresh: values.refresh === true, dryRun: values["dry-run"] === true, file });
     if (r.problems.length > 0) {
-      process.stderr.write(`${r.problems.join("\n")}\n`);
-      process.exit(2);
+      io.stderr(`${r.problems.map((p) => `${CLI}: ${escapeControls(p)}`).join("\n")}\n`);
+      return 2;
     }
-    if (r.changes.length === 0) process.stdout.write("all chart images already pinned\n");
-  },
-  (e: unknown) => {
-    process.stderr.write(`pin-chart-images: ${(e as Error).message}\n`);
-    process.exit(1);
-  },
-);
+    for (const c of r.changes) io.stdout(`${escapeControls(c.path)}: ${escapeControls(c.from)} → ${escapeControls(c.to)}\n`);
+    if (r.changes.length === 0) io.stdout("all chart images already pinned\n");
+    else if (values["dry-run"] === true) io.stdout(`dry run: ${shown} not written\n`);
+    return 0;
+  });
+}
+
+if (typeof module !== "undefined" && require.main === module) {
+  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${internalLine(CLI, e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -182,7 +182,13 @@ export function validateIgnoreFile(text: string, fileName: string, today: Date):
     return "";
   };
   const prefix = `${fileName}: `;
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // yaml throws on aliases that expand past maxAliasCount (a "billion laughs" bomb).
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    return [{ path: fileName, message: `cannot be read: ${(e as Error).message}. Write each entry out instead of expanding aliases.` }];
+  }
   if (typeof raw !== "object" || Array.isArray(raw)) {
     return [
       {

@@ -2,10 +2,10 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, type Document } from "yaml";
 import { formatImageRef, isDigest, parseImageRef } from "../../lib/image-ref";
 import { formatPath } from "../../lib/problems";
+import { type CliProblem, display, escapeControls, type ParsedFlags, parseFlags, problemLine, Refused, unreadable } from "./cli";
 
 /**
  * `npm run pin-bases` (issue #3): resolves every catalog base tag to the digest it points at now and writes that
@@ -137,7 +137,13 @@ export async function pinCatalogText(text: string, resolve: DigestResolver, opti
   let out = text;
   for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.replacement + out.slice(e.end);
   const check = parseDocument(out, { prettyErrors: false });
-  if (check.errors.length > 0 || JSON.stringify(check.toJS()) !== JSON.stringify(doc.toJS())) {
+  let same: boolean;
+  try {
+    same = check.errors.length === 0 && JSON.stringify(check.toJS()) === JSON.stringify(doc.toJS());
+  } catch (e) {
+    return unchanged([`the catalog cannot be expanded: ${(e as Error).message}. Write the repeated values out instead of nesting aliases.`]);
+  }
+  if (!same) {
     return unchanged(["pinning would change more than the base references (an internal error): nothing was written. Report it with the catalog attached."]);
   }
   return { text: out, changes, problems: [] };
@@ -313,50 +319,57 @@ export interface PinBasesIo {
  * any problem (one message listing them all; the catalog untouched).
  */
 export async function runPinBases(argv: string[], io: PinBasesIo): Promise<number> {
-  const fail = (message: string): number => {
-    io.stderr(`${message}\n`);
+  const CLI = "pin-bases";
+  const HELP = "Run `npm run pin-bases -- --help` for the options.";
+  const refuse = (problems: CliProblem[]): number => {
+    io.stderr(`${problems.map((p) => problemLine(CLI, p)).join("\n")}\n`);
     return 2;
   };
-  let values: { catalog?: string; refresh?: boolean; "dry-run"?: boolean; "no-tls-verify"?: boolean; help?: boolean };
+  let values: ParsedFlags["values"];
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        catalog: { type: "string" },
-        refresh: { type: "boolean" },
-        "dry-run": { type: "boolean" },
-        "no-tls-verify": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
+    ({ values } = parseFlags(
+      CLI,
+      argv,
+      { catalog: { type: "string" }, refresh: { type: "boolean" }, "dry-run": { type: "boolean" }, "no-tls-verify": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      { help: HELP },
+    ));
   } catch (e) {
-    return fail(`pin-bases: ${(e as Error).message}\n${PIN_BASES_USAGE}`);
+    if (e instanceof Refused) return refuse([...e.problems]);
+    throw e;
   }
   if (values.help) {
     io.stdout(`${PIN_BASES_USAGE}\n`);
     return 0;
   }
-  if (values.catalog === "") return fail(`pin-bases: --catalog got an empty path. Give the catalog file.\n${PIN_BASES_USAGE}`);
-  const file = path.resolve(io.cwd, values.catalog ?? io.defaultCatalog);
-  const shown = path.relative(io.cwd, file) || file;
+  const catalog = values.catalog as string | undefined;
+  if (catalog === "") return refuse([{ where: "--catalog", message: "is empty. Give the catalog file, e.g. --catalog images/catalog.yaml.", received: catalog }]);
+  const file = path.resolve(io.cwd, catalog ?? io.defaultCatalog);
+  const shown = display(file, io.cwd);
+  const fix = "Pass the catalog with --catalog <file>.";
+  const why = unreadable(file, 64 * 1024 * 1024);
+  if (why !== undefined) return refuse([{ where: shown, message: `${why}. ${fix}` }]);
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
-    return fail(`pin-bases: cannot read ${shown} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Pass the catalog with --catalog <file>.`);
+    return refuse([{ where: shown, message: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). ${fix}` }]);
   }
+  // A file that is not YAML, or whose aliases expand past yaml's limit (an alias bomb), is one line: nothing else in
+  // it can be judged.
+  const syntax = yamlFileProblem(text);
+  if (syntax !== undefined) return refuse([{ where: `${shown}${syntax.line}`, message: `${syntax.message} Nothing was written.` }]);
   const resolver = io.makeResolver({ tlsVerify: values["no-tls-verify"] !== true });
   const result = await pinCatalogText(text, resolver, { refresh: values.refresh === true });
   if (result.problems.length > 0) {
-    return fail(`pin-bases: ${shown} was not changed; fix these and run it again:\n${result.problems.map((p) => `  - ${p}`).join("\n")}`);
+    // Problems inside the catalog: a header, then one line per problem (each escaped, so none can forge a line).
+    io.stderr(`${CLI}: ${escapeControls(shown)} was not changed; fix these and run it again:\n${result.problems.map((p) => `  - ${escapeControls(p)}`).join("\n")}\n`);
+    return 2;
   }
   if (result.changes.length === 0) {
     io.stdout(`all bases already pinned in ${shown}${values.refresh ? " (and every pin is at its tag's current digest)" : ""}\n`);
     return 0;
   }
-  for (const c of result.changes) io.stdout(`${c.path}: ${c.from} → ${c.to}\n`);
+  for (const c of result.changes) io.stdout(`${escapeControls(c.path)}: ${escapeControls(c.from)} → ${escapeControls(c.to)}\n`);
   const n = `${result.changes.length} base reference${result.changes.length === 1 ? "" : "s"}`;
   if (values["dry-run"]) {
     io.stdout(`dry run: ${shown} not written (${n} would change)\n`);
@@ -365,10 +378,27 @@ export async function runPinBases(argv: string[], io: PinBasesIo): Promise<numbe
   try {
     writeAtomically(file, text, result.text);
   } catch (e) {
-    return fail(`pin-bases: ${shown} was not changed: ${(e as Error).message}`);
+    return refuse([{ where: shown, message: `was not changed: ${(e as Error).message}` }]);
   }
   io.stdout(`pinned ${n} in ${shown}\n`);
   return 0;
+}
+
+/** Why `text` cannot be read as YAML at all: the first syntax error (with its line), or aliases expanding too far. */
+export function yamlFileProblem(text: string): { line: string; message: string } | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML error${doc.errors.length > 2 ? "s" : ""} after it)` : "";
+    return { line: ` (line ${lineCounter.linePos(first.pos[0]).line})`, message: `is not valid YAML: ${first.message.split("\n")[0]}${more}. Fix the syntax there.` };
+  }
+  try {
+    doc.toJS(); // yaml's default maxAliasCount (100) stops an alias bomb here
+  } catch (e) {
+    return { line: "", message: `cannot be expanded: ${(e as Error).message}. Write the repeated values out instead of nesting aliases.` };
+  }
+  return undefined;
 }
 
 /**

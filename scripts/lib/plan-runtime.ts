@@ -183,9 +183,82 @@ export async function runPlan(options: RunOptions): Promise<Plan> {
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return await runPlanInner(options);
+    return await withFailureCapture(() => runPlanInner(options));
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+/**
+ * The program failed while it ran: an exception inside an `apply` or a `ResourceError` surfaces in the SDK as an
+ * unhandled rejection, not as a rejection of the program. Only the message is kept: the SDK's error carries the
+ * resource and its promise chain (`resource`, `promise`), which a test runner serializing the error walks for minutes
+ * until memory runs out (issue #13).
+ */
+export class PlanFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PlanFailure";
+  }
+}
+
+/** What a failure is reported as: a ConfigError as itself (bad input, exit 2), anything else by its message only. */
+function asPlanFailure(reason: unknown): Error {
+  if (reason instanceof Error && reason.name === "ConfigError" && Array.isArray((reason as { problems?: unknown }).problems)) {
+    delete (reason as { promise?: unknown }).promise;
+    return reason;
+  }
+  return new PlanFailure(reason instanceof Error ? reason.message : String(reason));
+}
+
+const DRAIN_MS = 1000;
+
+/**
+ * Runs `work` and rejects with the first failure of the program, whether `work` rejects or the runtime reports an
+ * unhandled rejection, as soon as it happens: a registration waiting on a failed Output may never finish, and waiting
+ * for it held a plan for minutes (issue #13). Other `unhandledRejection` listeners (the CLI's, a test runner's) are
+ * set aside while the program runs, so a program failure is this plan's failure, reported once. After a failure, what
+ * the program had started is given a moment to settle against this run's mock monitor (or it reaches the next run's).
+ */
+async function withFailureCapture<T>(work: () => Promise<T>): Promise<T> {
+  let fail!: (reason: unknown) => void;
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  failed.catch(() => undefined);
+  let first: { reason: unknown } | undefined;
+  const onRejection = (reason: unknown) => {
+    if (first === undefined) {
+      first = { reason };
+      fail(reason);
+    }
+  };
+  const saved = process.listeners("unhandledRejection");
+  process.removeAllListeners("unhandledRejection");
+  process.on("unhandledRejection", onRejection);
+  const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+  try {
+    try {
+      const result = await Promise.race([work(), failed]);
+      // Rejections left unhandled by the last step are reported once the microtask queue drains.
+      await tick();
+      if (first === undefined) return result;
+    } catch (e) {
+      first ??= { reason: e };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, DRAIN_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    await tick();
+    throw asPlanFailure(first.reason);
+  } finally {
+    process.removeListener("unhandledRejection", onRejection);
+    for (const listener of saved) process.on("unhandledRejection", listener);
   }
 }
 

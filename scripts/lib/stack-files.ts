@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { SECRET_PLACEHOLDER } from "./plan-runtime";
-import { ConfigError } from "../../lib/problems";
+import { ConfigError, renderReceived } from "../../lib/problems";
 
 /**
  * Reads configuration the way the Pulumi CLI would hand it to the program: the project's `config:` defaults from
@@ -45,18 +45,37 @@ function readYaml(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new ConfigError(`Cannot read ${path.basename(file)}`, [
-      { path: file, message: "does not exist. Pass an existing stack name with --stack, or a file with --config." },
-    ]);
-  }
-  try {
-    return (parse(text) as Record<string, unknown> | null) ?? {};
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "does not exist" : code === "EISDIR" ? "is a directory, not a file" : `cannot be read (${code ?? (e as Error).message})`;
+    throw new ConfigError(`Cannot read ${path.basename(file)}`, [{ path: file, message: `${why}. Pass an existing stack name with --stack, or a file with --config.` }]);
+  }
+  let parsed: unknown;
+  try {
+    // yaml's default maxAliasCount (100) refuses an alias bomb here, before it expands.
+    parsed = parse(text);
+  } catch (e) {
+    const first = (e as Error).message.split("\n")[0];
+    const where = / at (line \d+, column \d+):?$/.exec(first ?? "")?.[1];
     throw new ConfigError(`Cannot read ${path.basename(file)}`, [
-      { path: file, message: `is not valid YAML: ${(e as Error).message.split("\n")[0]}. Fix the syntax.` },
+      /alias/i.test(first ?? "")
+        ? { path: file, message: `cannot be expanded: ${first}. Write the repeated values out instead of nesting aliases.` }
+        : { path: file, message: `is not valid YAML${where ? ` at ${where}` : ""}: ${(first ?? "").replace(/ at line \d+, column \d+:?$/, "")}. Fix the syntax there.` },
     ]);
   }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError(`Cannot read ${path.basename(file)}`, [
+      { path: file, message: "must be a YAML mapping with a `config:` key (what `pulumi config set` writes).", received: renderReceived(parsed) },
+    ]);
+  }
+  const config = (parsed as Record<string, unknown>)["config"];
+  if (config !== undefined && config !== null && (typeof config !== "object" || Array.isArray(config))) {
+    throw new ConfigError(`Cannot read ${path.basename(file)}`, [
+      { path: `${file}: config`, message: "must be a mapping of settings (`workbench-images:<key>: <value>`).", received: renderReceived(config) },
+    ]);
+  }
+  return parsed as Record<string, unknown>;
 }
 
 export function readStackConfig(projectRoot: string, stackFile: string): StackFileConfig {

@@ -1,0 +1,42 @@
+/**
+ * plan:diff and bench as npm runs them (tsx in a child process): one run each, for what only a process shows (exit
+ * status 2, the one line on stderr, nothing on stdout, no stack trace). Everything else is in-process in
+ * cli-main.test.ts (issue #16).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ROOT } from "../support/harness";
+import { runCommand } from "../support/proc";
+
+const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+async function cli(script: string, args: string[], cwd = ROOT) {
+  const r = await runCommand(TSX, [path.join(ROOT, "scripts", script), ...args], { cwd, timeoutMs: 60_000 });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("CLIs in their own process", () => {
+  it("plan:diff on a malformed plan exits 2 with one line", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-cli-proc-"));
+    dirs.push(dir);
+    fs.writeFileSync(path.join(dir, "base.json"), '{"project": "workbench-images", "resources": [');
+    fs.writeFileSync(path.join(dir, "head.json"), '{"project": "workbench-images", "stack": "dev", "resources": [], "outputs": {}}');
+    expect(await cli("plan-diff.ts", ["base.json", "head.json"], dir)).toEqual({
+      status: 2,
+      stdout: "",
+      stderr: "plan:diff: base.json: is not valid JSON (line 1, column 47). Write it with `npm run plan -- --stack <name> --format json --out <file>`.\n",
+    });
+  });
+
+  it("bench with an unknown flag exits 2 with one line, before measuring anything", async () => {
+    expect(await cli("bench.ts", ["--variants-max", "10"])).toEqual({
+      status: 2,
+      stdout: "",
+      stderr: 'bench: --variants-max: is not an option of bench. Usage: npm run bench (no options; it prints a table of figures).\n',
+    });
+  });
+});
