@@ -1,3 +1,4 @@
+import type { ValidationFigures } from "../components/validation/validation-report";
 import type * as pulumi from "@pulumi/pulumi";
 import type { CatalogEntry } from "../components/hub/jupyter-hub";
 import { type Problem, renderReceived } from "../lib/problems";
@@ -29,6 +30,8 @@ export interface StackOutputs {
   catalog?: CatalogEntry[];
   /** The stack's signing key, when it signs. */
   signing?: { keyArn: string; aliasName: string; cosignKeyRef: string; publicKeyPem: string };
+  /** What each GPU image's validation Jobs measured, by image id then pool (issue #15). Absent without GPU images. */
+  validation?: Record<string, Record<string, ValidationFigures>>;
 }
 
 /** A value whose leaves may be Outputs: what a Pulumi program returns for a StackOutputs. */

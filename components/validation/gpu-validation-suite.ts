@@ -13,6 +13,8 @@ import {
   type ValidationVariant,
 } from "./validation-job";
 import { GpuValidation } from "./gpu-validation";
+import { ReportAttestation, type ReportAttestationArgs } from "./report-attestation";
+import type { ValidationFigures } from "./validation-report";
 
 /** One GPU image to validate, on each of its compatible pools. */
 export interface GpuValidationImage {
@@ -52,6 +54,13 @@ export interface GpuValidationSuiteArgs {
    * pool never runs more than maxConcurrentJobs Jobs at once. @default none: this suite creates its own
    */
   continues?: GpuValidationSuite;
+  /**
+   * Attach each image's validation reports (every pool's, read back from the Jobs) to its digest as one attestation
+   * (issue #15): `outputDir` as in Attestations; with `signing`, `cosign attest` with the stack's key. Each variant's
+   * `validatedRefs` entry then also waits for its attestation, so nothing is published or promoted without it.
+   * @default none: the figures still reach `figures`, nothing is written or attested
+   */
+  attestation?: Pick<ReportAttestationArgs, "outputDir" | "signing" | "credentials">;
 }
 
 /**
@@ -75,6 +84,10 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
   readonly validatedPools: Record<string, string[]>;
   /** variant → pool → Job name. */
   readonly jobNames: Record<string, Record<string, pulumi.Output<string>>>;
+  /** variant → pool → what its Job measured (the `validation` stack output), read back after the Job succeeded. */
+  readonly figures: Record<string, Record<string, pulumi.Output<ValidationFigures>>>;
+  /** variant → its reports' attestation (only with `attestation`, for variants some Job validated). */
+  readonly attestations: Record<string, ReportAttestation>;
   /** The name its Jobs' components are named after (its own, or the continued suite's). */
   readonly childPrefix: string;
   /** pool → the last Job of each lane, in lane order: where a continuing suite's lanes start. */
@@ -180,16 +193,35 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
     this.validatedRefs = {};
     this.validatedPools = {};
     this.jobNames = {};
+    this.figures = {};
+    this.attestations = {};
     for (const image of args.targets) {
       const variant = image.variant.name;
       const vs = byVariant.get(variant) ?? [];
       this.validatedPools[variant] = mode === "cpu" ? [CPU_POOL] : image.pools.map((p) => p.name);
       this.jobNames[variant] = Object.fromEntries(vs.map((v) => [v.pool, v.jobName]));
+      this.figures[variant] = Object.fromEntries(vs.map((v) => [v.pool, v.figures]));
       if (vs.length > 0) {
-        this.validatedRefs[variant] = pulumi.all([image.imageRef, ...vs.map((v) => v.jobName)]).apply(([ref]) => ref as string);
+        const attestation = args.attestation
+          ? new ReportAttestation(
+              `${this.childPrefix}-${variant}-reports`,
+              {
+                ref: image.imageRef,
+                image: variant,
+                checksHash: checks.hash,
+                reports: vs.map((v) => ({ pool: v.pool, job: v.jobName, namespace: this.namespace.metadata.name, report: v.reportText })),
+                ...args.attestation,
+              },
+              { parent: this },
+            )
+          : undefined;
+        if (attestation) this.attestations[variant] = attestation;
+        this.validatedRefs[variant] = pulumi
+          .all([image.imageRef, ...vs.map((v) => v.jobName), ...(attestation ? [attestation.attestedRef] : [])])
+          .apply(([ref]) => ref as string);
       }
     }
-    this.registerOutputs({ validatedRefs: this.validatedRefs, validatedPools: this.validatedPools, jobNames: this.jobNames });
+    this.registerOutputs({ validatedRefs: this.validatedRefs, validatedPools: this.validatedPools, jobNames: this.jobNames, figures: this.figures });
   }
 }
 

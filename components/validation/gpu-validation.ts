@@ -1,16 +1,22 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
+  APP_LABEL,
   CPU_POOL,
   checkCommand,
   digestOf,
   jobCreateTimeout,
   jobDeadlineSeconds,
+  labelValue,
+  POOL_LABEL,
   type ValidationSettings,
   type ValidationTarget,
   type ValidationVariant,
+  VARIANT_LABEL,
   validationJob,
+  validationJobName,
 } from "./validation-job";
+import { REPORT_KEY, reportConfigMapName, reporterName, reporterRules, reportFigures, type ValidationFigures } from "./validation-report";
 
 export interface GpuValidationArgs {
   variant: ValidationVariant;
@@ -35,7 +41,9 @@ export interface GpuValidationArgs {
 /**
  * One GPU image checked on one pool (issue #5): a batch/v1 Job running images/checks/gpu_check.py in the image, by
  * digest, on the pool's nodes. Pulumi awaits the Job, so a failed check fails `up` and everything that consumes
- * `validatedRef` waits for it. Built by GpuValidationSuite, which owns the shared namespace and ConfigMap.
+ * `validatedRef` waits for it. The pod stores its report in a ConfigMap of its own, which is read back once the Job
+ * succeeded (`reportText`, `figures`: issue #15). Built by GpuValidationSuite, which owns the shared namespace and
+ * the check ConfigMap.
  */
 export class GpuValidation extends pulumi.ComponentResource {
   readonly job: k8s.batch.v1.Job;
@@ -45,6 +53,12 @@ export class GpuValidation extends pulumi.ComponentResource {
   readonly pool: string;
   /** The input imageRef, resolved only once the Job has succeeded. */
   readonly validatedRef: pulumi.Output<string>;
+  /** The empty ConfigMap `<job>-report` the check pod writes its report into. */
+  readonly reportConfigMap: k8s.core.v1.ConfigMap;
+  /** The report as stored by the pod, read back after the Job succeeded ("" when absent, and under mocks). */
+  readonly reportText: pulumi.Output<string>;
+  /** What the report says, for the stack outputs. */
+  readonly figures: pulumi.Output<ValidationFigures>;
 
   constructor(name: string, args: GpuValidationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workbench:validation:GpuValidation", name, {}, opts);
@@ -57,9 +71,53 @@ export class GpuValidation extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`GpuValidation ${name}: ${(err as Error).message}`, this);
     }
 
+    // The report's way back (issue #15): an empty ConfigMap named after the Job, and a service account whose Role may
+    // only `patch` that one object. The pod stores its report there; the program reads it back once the Job has
+    // succeeded, publishes its figures and attests it, so nothing in the pod can sign.
+    const names = pulumi.output(args.imageRef).apply((ref) => {
+      const job = validationJobName(args.variant.name, this.pool, digestOf(ref), args.checksHash, args.target.mode === "gpu" ? args.target.pool.driverVersion : "");
+      return { job, configMap: reportConfigMapName(job), reporter: reporterName(job) };
+    });
+    const labels = { "app.kubernetes.io/name": APP_LABEL, [VARIANT_LABEL]: labelValue(args.variant.name), [POOL_LABEL]: labelValue(this.pool) };
+    this.reportConfigMap = new k8s.core.v1.ConfigMap(
+      `${name}-report`,
+      {
+        // No `data`: with server-side apply (the provider's default) the program never owns data["report.json"],
+        // so no later apply or refresh takes the pod's report away (a refresh prunes live fields that are not
+        // inputs: pulumi-kubernetes provider.go Read, pruneLiveState).
+        metadata: {
+          name: names.configMap,
+          namespace: args.namespace,
+          labels,
+          annotations: { "workbench-images/report": `written by the Job's gpu_check.py --report-configmap as data["${REPORT_KEY}"]` },
+        },
+      },
+      { parent: this },
+    );
+    const serviceAccount = new k8s.core.v1.ServiceAccount(
+      `${name}-reporter`,
+      // The pod asks for its token explicitly; nothing else that might run as this account gets one by default.
+      { metadata: { name: names.reporter, namespace: args.namespace, labels }, automountServiceAccountToken: false },
+      { parent: this },
+    );
+    const role = new k8s.rbac.v1.Role(
+      `${name}-reporter-role`,
+      { metadata: { name: names.reporter, namespace: args.namespace, labels }, rules: this.reportConfigMap.metadata.name.apply(reporterRules) },
+      { parent: this },
+    );
+    const binding = new k8s.rbac.v1.RoleBinding(
+      `${name}-reporter-binding`,
+      {
+        metadata: { name: names.reporter, namespace: args.namespace, labels },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [{ kind: "ServiceAccount", name: serviceAccount.metadata.name, namespace: args.namespace }],
+      },
+      { parent: this },
+    );
+
     const job = pulumi
-      .all([args.imageRef, args.namespace, args.checksConfigMap])
-      .apply(([imageRef, namespace, checksConfigMap]) =>
+      .all([args.imageRef, args.namespace, args.checksConfigMap, this.reportConfigMap.metadata.name, serviceAccount.metadata.name])
+      .apply(([imageRef, namespace, checksConfigMap, configMap, reporter]) =>
         validationJob({
           variant: args.variant,
           target: args.target,
@@ -68,6 +126,7 @@ export class GpuValidation extends pulumi.ComponentResource {
           checksConfigMap,
           checksHash: args.checksHash,
           validation: args.validation,
+          report: { configMap, serviceAccount: reporter },
         }),
       );
     const timeout = jobCreateTimeout(jobDeadlineSeconds(args.variant, args.validation));
@@ -76,7 +135,8 @@ export class GpuValidation extends pulumi.ComponentResource {
       { metadata: job.metadata, spec: job.spec },
       {
         parent: this,
-        ...(args.after !== undefined ? { dependsOn: [args.after] } : {}),
+        // The binding must exist before the pod patches (the ConfigMap and the account are inputs already).
+        dependsOn: [binding, ...(args.after !== undefined ? [args.after] : [])],
         // Longer than activeDeadlineSeconds, so the Job's own DeadlineExceeded is what fails `up`. A replacement is
         // a create, so `update` only covers in-place metadata edits. No deleteBeforeReplace: a changed image or
         // check changes the name, and create-before-delete keeps the last passing Job until the new one passes;
@@ -84,8 +144,19 @@ export class GpuValidation extends pulumi.ComponentResource {
         customTimeouts: { create: timeout, update: timeout },
       },
     );
+    // Read back only after the Job succeeded: its id resolves when the provider's await has seen it complete (a
+    // failed check fails `up` first). In a preview of a new Job the id is unknown, and the engine skips a read
+    // whose id is unknown (pulumi pkg/resource/deploy/step.go ReadStep.Apply), so a preview never reads a
+    // ConfigMap that does not exist yet; an unchanged Job's report is read in previews too.
+    const readback = k8s.core.v1.ConfigMap.get(
+      `${name}-report-readback`,
+      pulumi.all([this.job.id, args.namespace, this.reportConfigMap.metadata.name]).apply(([, ns, cm]) => `${ns}/${cm}`),
+      { parent: this, dependsOn: [this.job] },
+    );
+    this.reportText = readback.data.apply((d) => d?.[REPORT_KEY] ?? "");
     this.jobName = this.job.metadata.name;
     this.validatedRef = pulumi.all([args.imageRef, this.jobName]).apply(([ref]) => ref);
-    this.registerOutputs({ jobName: this.jobName, pool: this.pool, validatedRef: this.validatedRef });
+    this.figures = pulumi.all([this.jobName, this.reportText]).apply(([job, text]) => reportFigures(text, { job, pool: this.pool }));
+    this.registerOutputs({ jobName: this.jobName, pool: this.pool, validatedRef: this.validatedRef, figures: this.figures });
   }
 }

@@ -99,6 +99,11 @@ export interface ValidationJobInput {
   /** `checksHash()` of that ConfigMap's files. */
   checksHash: string;
   validation: ValidationSettings;
+  /**
+   * Where the check stores its report (issue #15): the pre-created ConfigMap and the service account whose Role may
+   * patch only it. @default none: the pod gets no service account token and the report stays in its log
+   */
+  report?: { configMap: string; serviceAccount: string };
 }
 
 /** A batch/v1 Job as plain data, typed by @pulumi/kubernetes' input types (plain values satisfy `Input<T>`). */
@@ -168,7 +173,7 @@ export function validationJobName(variant: string, pool: string, digest: string,
  * build_parser; README "Flags"). --smoke-imports is left out when there is nothing to import: an empty value is a
  * usage error there.
  */
-export function checkCommand(variant: ValidationVariant, target: ValidationTarget, validation: ValidationSettings): string[] {
+export function checkCommand(variant: ValidationVariant, target: ValidationTarget, validation: ValidationSettings, reportConfigMap?: string): string[] {
   if (variant.cuda === undefined) {
     throw new Error(
       `variant "${variant.name}" has no cuda version, so it cannot be GPU-validated. Set cuda (e.g. "12.8") in the ` +
@@ -204,6 +209,8 @@ export function checkCommand(variant: ValidationVariant, target: ValidationTarge
     ...(variant.smoke.imports.length > 0 ? ["--smoke-imports", variant.smoke.imports.join(",")] : []),
     "--termination-log",
     "/dev/termination-log",
+    // `namespace/name` of the ConfigMap the report goes to; a passing check that cannot store it exits 4.
+    ...(reportConfigMap !== undefined ? ["--report-configmap", reportConfigMap] : []),
   ];
 }
 
@@ -271,8 +278,13 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
         metadata: { labels },
         spec: {
           restartPolicy: "Never",
-          // The check never talks to the API server.
-          automountServiceAccountToken: false,
+          // Without a report ConfigMap the check never talks to the API server. With one, the token is that of a
+          // service account whose only permission is `patch` on that ConfigMap (validation-report.ts reporterRules):
+          // the pod can store its own report and nothing else, and never holds signing credentials (issue #15).
+          // Pod Security "restricted" does not restrict service account tokens.
+          ...(input.report !== undefined
+            ? { serviceAccountName: input.report.serviceAccount, automountServiceAccountToken: true }
+            : { automountServiceAccountToken: false }),
           enableServiceLinks: false,
           // No runAsUser: the catalog's images each declare a numeric non-root USER of their own (1000:100 for the
           // Jupyter docker-stacks families, 10001 for ml-stack, 1001 for the UBI/ODH validator), and forcing one uid
@@ -288,7 +300,7 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
               // Tag dropped: the digest alone names the content (and a tag beside it only confuses admission rules).
               image: pinnedRef(input.imageRef),
               imagePullPolicy: "IfNotPresent",
-              command: checkCommand(variant, target, validation),
+              command: checkCommand(variant, target, validation, input.report !== undefined ? `${input.namespace}/${input.report.configMap}` : undefined),
               env: [
                 // The checks are mounted read-only: do not even try to write __pycache__ there.
                 { name: "PYTHONDONTWRITEBYTECODE", value: "1" },

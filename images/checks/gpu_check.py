@@ -27,15 +27,22 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 REPORT_VERSION = 2
 EXIT_PASS, EXIT_IMAGE, EXIT_USAGE, EXIT_NODE = 0, 1, 2, 3
+# The check passed, but its report could not be stored in --report-configmap: the program would have no figures to
+# publish or attest, so the Job must fail (a distinct code: neither the image nor the node is at fault).
+EXIT_REPORT = 4
 VERDICT_EXIT = {"pass": EXIT_PASS, "image": EXIT_IMAGE, "node": EXIT_NODE}
 
 # Report order. Names are part of the report format: change them only together with README.md and the tests.
@@ -115,6 +122,20 @@ TERMINATION_LOG_MAX = 1024  # bytes. Kubernetes keeps 4096 of the file and 2048 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 DRIVER_VERSION = re.compile(r"^\d+(\.\d+)*$")
 CUDA_VERSION = re.compile(r"^\d+\.\d+$")
+# --report-configmap: a namespace (DNS label) and a ConfigMap name (DNS subdomain), as the API server validates them.
+CONFIGMAP_REF = re.compile(r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)/([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+# Where the kubelet mounts a pod's service account token and the cluster CA (the same paths client-go's
+# rest.InClusterConfig reads), and the key of the report in the ConfigMap. Read back by
+# components/validation/validation-report.ts (REPORT_KEY): change both together.
+SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+REPORT_KEY = "report.json"
+# managedFields name the writer of data["report.json"]; the program applies the ConfigMap without `data`, so
+# server-side apply never takes the report away from this manager.
+REPORT_FIELD_MANAGER = "workbench-gpu-check"
+# A ConfigMap holds at most 1 MiB (etcd's object limit); leave room for metadata and managedFields.
+REPORT_MAX_BYTES = 1000000
+REPORT_ATTEMPTS = 4  # a brief API server outage (an upgrade, a leader change) must not fail a passing check
+REPORT_TIMEOUT_S = 15.0
 
 # Threshold keys of --product-thresholds, their flags and defaults.
 THRESHOLDS = {
@@ -194,6 +215,12 @@ def _module_list(text: str) -> list:
     return names
 
 
+def _configmap_ref(text: str) -> str:
+    if len(text) > 253 + 64 or not CONFIGMAP_REF.match(text):
+        raise argparse.ArgumentTypeError(f"must be NAMESPACE/NAME of a ConfigMap, e.g. 'workbench-validation/wbv-x-report', got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     here = os.path.dirname(os.path.abspath(__file__))
     p = _Parser(
@@ -243,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(THRESHOLDS) + "; the row for --expect-product wins over the flags")
     p.add_argument("--samples-file", default=argparse.SUPPRESS, metavar="PATH",
                    help="write every NVML sample of the sustained phases to PATH (CSV)")
+    p.add_argument("--report-configmap", type=_configmap_ref, default=argparse.SUPPRESS, metavar="NAMESPACE/NAME",
+                   help=f"also store the report (compact JSON) as data[{REPORT_KEY!r}] of this existing ConfigMap, "
+                   "with the pod's service account token; a passing check whose report cannot be stored exits 4")
+    p.add_argument("--serviceaccount-dir", default=argparse.SUPPRESS, metavar="PATH",
+                   help=f"where the service account's token and ca.crt are mounted (default {SERVICEACCOUNT_DIR})")
     return p
 
 
@@ -252,6 +284,8 @@ OPTION_DEFAULTS = {
     "busbw_fraction": DEFAULT_BUSBW_FRACTION,
     "product_thresholds": None,
     "samples_file": None,
+    "report_configmap": None,
+    "serviceaccount_dir": SERVICEACCOUNT_DIR,
 }
 
 
@@ -1925,6 +1959,83 @@ def write_samples(path: str, rows: list) -> None:
         print(f"gpu_check.py: warning: cannot write samples file {path}: {err}", file=sys.stderr)
 
 
+class ReportNotStored(Exception):
+    """The report could not be written to --report-configmap; the message says why, in one line."""
+
+
+def _api_error(err: urllib.error.HTTPError) -> str:
+    """`HTTP 403 Forbidden: <the Status message>` from the API server's error response."""
+    try:
+        body = err.read(65536).decode("utf-8", errors="replace")
+    except Exception:  # noqa: BLE001
+        body = ""
+    message = ""
+    try:
+        message = str(json.loads(body).get("message") or "")
+    except (ValueError, AttributeError):
+        message = body.strip()
+    return f"HTTP {err.code} {err.reason}" + (f": {' '.join(message.split())[:300]}" if message else "")
+
+
+def store_report(ref: str, text: str, sa_dir: str = SERVICEACCOUNT_DIR, env=None, attempts: int = REPORT_ATTEMPTS,
+                 timeout_s: float = REPORT_TIMEOUT_S, sleep=time.sleep) -> dict:
+    """PATCH data[REPORT_KEY] = text into the ConfigMap `ref` (namespace/name) over the in-cluster API.
+
+    As client-go's rest.InClusterConfig: the API server from KUBERNETES_SERVICE_HOST/PORT (the kubelet sets them in
+    every pod, enableServiceLinks or not), HTTPS verified against the mounted ca.crt, the mounted token as bearer.
+    A JSON merge patch (RFC 7386) touches only that key, and the pod's Role grants `patch` on this one ConfigMap
+    (resourceNames) and nothing else. Proxies from the environment are ignored: the API server is in the cluster.
+    Connection errors, 429 and 5xx are retried; anything else (401, 403, 404, 413, 422) fails at once.
+    Returns {"attempts": n, "status": code}; raises ReportNotStored."""
+    env = os.environ if env is None else env
+    namespace, name = ref.split("/", 1)
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise ReportNotStored("KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set: not running in a pod")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 service address
+    try:
+        with open(os.path.join(sa_dir, "token"), encoding="utf-8") as fh:
+            token = fh.read().strip()
+    except OSError as err:
+        raise ReportNotStored(f"no service account token in {sa_dir} ({err.strerror}): the pod needs "
+                              "automountServiceAccountToken: true and its reporter service account") from None
+    body = json.dumps({"data": {REPORT_KEY: text}}, separators=(",", ":")).encode("utf-8")
+    if len(body) > REPORT_MAX_BYTES:
+        raise ReportNotStored(f"the report is {len(body)} bytes, more than a ConfigMap holds ({REPORT_MAX_BYTES})")
+    try:
+        tls = ssl.create_default_context(cafile=os.path.join(sa_dir, "ca.crt"))
+    except (OSError, ssl.SSLError) as err:
+        raise ReportNotStored(f"cannot load the cluster CA {os.path.join(sa_dir, 'ca.crt')}: {err}") from None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls))
+    url = (f"https://{host}:{port}/api/v1/namespaces/{urllib.parse.quote(namespace)}/configmaps/"
+           f"{urllib.parse.quote(name)}?fieldManager={REPORT_FIELD_MANAGER}")
+    request = urllib.request.Request(url, data=body, method="PATCH", headers={
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/merge-patch+json",
+        "Accept": "application/json",
+        "User-Agent": f"gpu_check.py/{REPORT_VERSION}",
+    })
+    last = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            with opener.open(request, timeout=timeout_s) as resp:
+                resp.read()
+                return {"attempts": attempt, "status": resp.status}
+        except urllib.error.HTTPError as err:
+            last = _api_error(err)
+            if err.code != 429 and err.code < 500:
+                break
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            last = f"{type(reason).__name__}: {reason}"
+            if isinstance(reason, ssl.SSLError):
+                break  # a certificate that does not verify will not verify on a retry
+        if attempt < attempts:
+            sleep(min(2.0 ** (attempt - 1), 8.0))
+    raise ReportNotStored(f"PATCH configmaps {ref} failed: {last}")
+
+
 def write_termination_log(path: str, line: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -2006,6 +2117,18 @@ def main(argv=None) -> int:
     report_out.flush()
     if option(args, "samples_file"):
         write_samples(option(args, "samples_file"), ctx.sample_rows)
+    target = option(args, "report_configmap")
+    if target:
+        # The same report, compact: the program reads it back after the Job completed and publishes and attests
+        # it, so the pod itself never holds signing credentials (issue #15).
+        compact = json.dumps(_finite(report), separators=(",", ":"), allow_nan=False, default=str)
+        try:
+            store_report(target, compact, option(args, "serviceaccount_dir"))
+        except ReportNotStored as err:
+            print(f"gpu_check.py: error: report not stored: {err}", file=sys.stderr)
+            if code == EXIT_PASS:
+                code = EXIT_REPORT
+                line = _fit_bytes(f"REPORT NOT STORED in {target}: {err} (the check itself: {line})", TERMINATION_LOG_MAX)
     write_termination_log(args.termination_log, line)
     # The verdict is the last line of the container's log too: FallbackToLogsOnError shows it when the
     # termination log could not be written.

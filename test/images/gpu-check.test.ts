@@ -786,6 +786,9 @@ describe("gpu_check.py helpers (pure functions, NVML adapter on recordings, samp
       busbw_fraction: 0.2,
       product_thresholds: null,
       samples_file: null,
+      // --report-configmap (issue #15; test/images/gpu-check-report.test.ts): off unless given.
+      report_configmap: null,
+      serviceaccount_dir: "/var/run/secrets/kubernetes.io/serviceaccount",
     });
   });
 
