@@ -6,7 +6,7 @@ import { PromotedImage, ReleaseTag } from "./components/promotion";
 import { createProviders, type Providers } from "./components/providers";
 import { LocalRegistry } from "./components/registry";
 import { AdmissionPolicy, ecrRegistryHost, type GatedImage, gateImage, type ImageOrigin, imageReferencePatterns, readProgramBuilder, SigningKey, type StoredImage } from "./components/supply-chain";
-import { GpuValidationSuite } from "./components/validation";
+import { GpuValidationSuite, RuntimeGates, ValidationNamespace } from "./components/validation";
 import { type ImageSpec, loadStackConfig, type StackConfig, type StackOutputsInput } from "./config";
 
 /**
@@ -68,24 +68,56 @@ export = async function main(): Promise<StackOutputsInput> {
     ...credentials,
   };
   const builtOnSpec = (s: ImageSpec) => s.source.kind === "build" && s.source.base.kind === "image";
+  // Run-time gates (issue #14): every image's size is measured from the registry against its budget; CPU images then
+  // run their smoke test in a Job, notebook-validator tiers their tier's notebooks. GPU images get the size gate
+  // before their GPU check Jobs, which run the smoke test themselves.
+  const runtime: Record<string, RuntimeGates> = {};
+  const runtimeImage = (spec: ImageSpec) => {
+    const v = spec.kind === "variant" ? cfg.variants.find((x) => x.name === spec.id) : undefined;
+    // config/catalog.ts requires runAs on notebook-validator tiers: its gid is the notebook Job's fsGroup.
+    const tier = v?.family === "notebook-validator" && v.target !== undefined && v.runAs !== undefined ? { tier: v.target, fsGroup: v.runAs.gid } : undefined;
+    return { id: spec.id, gpu: spec.gpu, smoke: spec.checks.smoke, sizeBudgetMB: spec.checks.sizeBudgetMB, ...(tier !== undefined ? { notebooks: tier } : {}) };
+  };
+  const runtimeGates = (spec: ImageSpec, namespace?: pulumi.Input<string>) => {
+    runtime[spec.id] = new RuntimeGates(`${spec.id}-runtime`, {
+      image: runtimeImage(spec),
+      imageRef: gated[spec.id]!.imageRef,
+      ...(namespace !== undefined ? { namespace } : {}),
+      settings: cfg.validation,
+      ...(providers.credentials ? { credentials: providers.credentials } : {}),
+    }, { providers: [providers.kubernetes] });
+  };
   const validate = (name: string, specs: ImageSpec[], continues?: GpuValidationSuite) =>
     specs.some((s) => s.gpu)
       ? new GpuValidationSuite(name, {
           validation: cfg.validation,
           checksDir: path.join(cfg.projectRoot, "images", "checks"),
-          targets: specs.filter((s) => s.gpu).map((s) => ({ variant: s.checks, imageRef: gated[s.id]!.imageRef, pools: s.pools })),
+          targets: specs.filter((s) => s.gpu).map((s) => ({ variant: s.checks, imageRef: runtime[s.id]!.checkedRef, pools: s.pools })),
           ...(continues ? { continues } : {}),
+          // The measured figures are attested to each GPU image's digest with the stack's key (issue #15).
+          attestation: {
+            outputDir: `.attestations/${cfg.stack}`,
+            ...(signingKey && cfg.signing.mode === "cosign-kms" ? { signing: { keyRef: signingKey.cosignKeyRef, tlogUpload: cfg.signing.tlogUpload, cosignVersion: cfg.signing.cosignVersion } } : {}),
+            ...credentials,
+          },
         }, { providers: [providers.kubernetes] })
       : undefined;
   const suites: GpuValidationSuite[] = [];
-  const passedRef = (id: string) => (cfg.images.find((s) => s.id === id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : gated[id]?.imageRef);
+  // The GPU suite owns the validation namespace; a stack without any GPU image gets it from ValidationNamespace.
+  let ownNamespace: ValidationNamespace | undefined;
+  const validationNamespace = (): pulumi.Input<string> =>
+    suites[0]?.namespace.metadata.name ??
+    (ownNamespace ??= new ValidationNamespace("validation-namespace", { name: cfg.validation.namespace }, { provider: providers.kubernetes })).name;
+  const passedRef = (id: string) => (cfg.images.find((s) => s.id === id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : runtime[id]?.checkedRef);
   const waves = [cfg.images.filter((s) => !builtOnSpec(s)), cfg.images.filter(builtOnSpec)];
   waves.forEach((wave, i) => {
     for (const spec of wave) {
       gated[spec.id] = gateImage(spec.id, storeImage(cfg, spec, passedRef, providers, localRegistry), gateSettings, imageOrigin(cfg, spec, passedRef));
     }
+    for (const spec of wave.filter((s) => s.gpu)) runtimeGates(spec);
     const suite = validate(i === 0 ? "gpu-validation" : "gpu-validation-users", wave, suites[0]);
     if (suite) suites.push(suite);
+    for (const spec of wave.filter((s) => !s.gpu)) runtimeGates(spec, validationNamespace());
   });
   const validated = cfg.images.flatMap((spec) => {
     const ref = passedRef(spec.id);
@@ -137,6 +169,7 @@ export = async function main(): Promise<StackOutputsInput> {
       validated.map((v) => [v.spec.id, { imageRef: v.ref, digest: v.gated.stored.digest, validatedPools: v.pools, ...v.gated.evidence }]),
     ),
     ...(hub ? { catalog: hub.catalog } : {}),
+    ...(suites.length > 0 ? { validation: Object.fromEntries(suites.flatMap((s) => Object.entries(s.figures))) } : {}),
     ...(signingKey
       ? { signing: { keyArn: signingKey.keyArn, aliasName: signingKey.aliasName, cosignKeyRef: signingKey.cosignKeyRef, publicKeyPem: signingKey.publicKeyPem } }
       : {}),

@@ -256,6 +256,12 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     if (v.publish && v.runAs === undefined) {
       at(["variants", i, "runAs"], "is required for a published variant: the hub starts its pods as this user with this home. Add runAs: {uid, gid, home} as the image's Dockerfile (or its base) sets them.");
     }
+    if (v.family === "notebook-validator" && v.runAs === undefined) {
+      at(["variants", i, "runAs"], "is required for a notebook-validator tier: its gid owns the volume the executed notebooks are written to. Add runAs: {uid, gid, home} as the image's Dockerfile (or its base) sets them.");
+    }
+    if (v.family === "notebook-validator" && v.target === undefined) {
+      at(["variants", i, "target"], "is required for a notebook-validator tier: it names the tier whose notebooks the image runs (tier1, tier2, tier3).");
+    }
     if (v.publish) {
       const r = v.publish.resources;
       if (r.cpu.guarantee > r.cpu.limit) {

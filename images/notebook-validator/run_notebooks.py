@@ -5,7 +5,7 @@ Seed 001 / ADR-031: the notebook-validator images execute notebooks headlessly; 
 runs without an error (the notebooks assert their own results, so a failed assertion is a failed validation).
 
     run_notebooks.py [--notebooks-dir DIR] [--output-dir DIR] [--engine auto|papermill|nbclient]
-                     [--timeout SECONDS] [--kernel NAME] [-p NAME VALUE]... TIER
+                     [--timeout SECONDS] [--kernel NAME] [-p NAME VALUE]... [--termination-log FILE] TIER
 
 Notebooks: every DIR/TIER/*.ipynb (not recursive, names starting with "." skipped), in file-name order, each with
 its own folder as working directory. Adding a notebook to a tier is dropping an .ipynb file into that folder.
@@ -28,6 +28,20 @@ cells do not), the convention of nbformat and papermill; the full traceback goes
 
 Exit status: 0 when every notebook passed, 1 when any failed (all of them are still run), 2 on bad usage (unknown
 tier, a tier without notebooks, an engine that is not installed, malformed arguments).
+
+Termination log (--termination-log FILE, a Kubernetes container's /dev/termination-log): one line, the verdict that
+pulumi-kubernetes shows when the validation Job fails. Written before each notebook as
+
+    INCOMPLETE <tier>: stopped while running <tier>/<name> (<n> of <total> passed before it)
+
+so a run killed by its deadline still names the notebook it was in (when `timeout`'s SIGTERM interrupts the kernel
+first, the run ends normally with that cell FAILED), and replaced at the end by
+
+    PASSED <tier>: <n> of <n> notebook(s) passed
+    FAILED <tier>/<name> cell <index> "<first source line>": <ExceptionName>: <message> [(+<k> more failed: <names>)]
+    ERROR run_notebooks.py: <usage error>
+
+(the first failing notebook's line as on stdout; at most MAX_TERMINATION_BYTES, Kubernetes' per-container limit).
 """
 
 from __future__ import annotations
@@ -50,6 +64,10 @@ EXIT_USAGE = 2
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
+#: Kubernetes keeps at most 4096 bytes of a container's termination message (core/v1 Container,
+#: terminationMessagePath); longer verdicts are cut here, on a character boundary, rather than by the kubelet.
+MAX_TERMINATION_BYTES = 4096
 
 TIER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -90,7 +108,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar=("NAME", "VALUE"),
         help="parameter injected into every notebook (VALUE is JSON when it parses, else a string)",
     )
+    parser.add_argument(
+        "--termination-log",
+        type=Path,
+        default=None,
+        help="write a one-line verdict to FILE (a pod's /dev/termination-log); default: none",
+    )
     return parser.parse_args(argv)
+
+
+def write_termination_log(path: Path | None, line: str) -> None:
+    """Replaces FILE's content with one line, cut to MAX_TERMINATION_BYTES; never fails the run."""
+    if path is None:
+        return
+    data = (re.sub(r"[\r\n]+", " ", line).strip() + "\n").encode("utf-8")
+    if len(data) > MAX_TERMINATION_BYTES:
+        data = data[: MAX_TERMINATION_BYTES - 4].decode("utf-8", errors="ignore").encode("utf-8") + b"...\n"
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        print(f"run_notebooks.py: warning: cannot write termination log {path}: {e}", file=sys.stderr)
 
 
 def parse_parameters(pairs: list[list[str]]) -> dict[str, Any]:
@@ -271,13 +308,20 @@ def main(argv: list[str]) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except (UsageError, OSError) as e:
         print(f"run_notebooks.py: error: {e}", file=sys.stderr)
+        write_termination_log(args.termination_log, f"ERROR run_notebooks.py: {e}")
         return EXIT_USAGE
 
     run = run_papermill if engine == "papermill" else run_nbclient
     print(f"{args.tier}: {len(notebooks)} notebook(s) with {engine}, output in {out_dir}", flush=True)
     results = []
+    verdicts: list[str] = []
     for src in notebooks:
         name = f"{args.tier}/{src.name}"
+        passed_so_far = sum(1 for r in results if r["status"] == "passed")
+        write_termination_log(
+            args.termination_log,
+            f"INCOMPLETE {args.tier}: stopped while running {name} ({passed_so_far} of {len(notebooks)} passed before it)",
+        )
         dest = out_dir / src.name
         t0 = time.monotonic()
         entry: dict[str, Any] = {"notebook": name, "output": str(dest)}
@@ -289,7 +333,8 @@ def main(argv: list[str]) -> int:
             where = locate_failure(f)
             entry.update(status="failed", seconds=round(time.monotonic() - t0, 2), **where)
             cell = f"cell {where['cell_index']} {json.dumps(where['first_line'])}" if where["cell_index"] is not None else "before any cell ran"
-            print(f"FAILED {name} {cell}: {where['ename']}: {where['evalue']}", flush=True)
+            verdicts.append(f"FAILED {name} {cell}: {where['ename']}: {where['evalue']}")
+            print(verdicts[-1], flush=True)
             print(f"--- {name}: {ANSI.sub('', str(f.cause))}", file=sys.stderr)
             traceback.print_exception(type(f.cause), f.cause, f.cause.__traceback__, file=sys.stderr)
         results.append(entry)
@@ -298,6 +343,12 @@ def main(argv: list[str]) -> int:
     summary = {"tier": args.tier, "engine": engine, "passed": len(results) - len(failed), "failed": len(failed), "notebooks": results}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"{args.tier}: {len(results) - len(failed)} of {len(results)} notebook(s) passed", flush=True)
+    if failed:
+        more = [r["notebook"] for r in failed[1:]]
+        extra = f" (+{len(more)} more failed: {', '.join(more)})" if more else ""
+        write_termination_log(args.termination_log, verdicts[0] + extra)
+    else:
+        write_termination_log(args.termination_log, f"PASSED {args.tier}: {len(results)} of {len(results)} notebook(s) passed")
     return EXIT_FAILED if failed else EXIT_PASSED
 
 

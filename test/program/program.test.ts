@@ -121,7 +121,16 @@ describe("the program under mocks (mini fixture)", () => {
         ["app-gpu-image", ["labels.org.opencontainers.image.revision", "labels.org.opencontainers.image.version", "tags[0]"]],
       ]);
       expect(diff.changed.filter((c) => c.resource.type.startsWith("aws:"))).toEqual([]);
-      expect(diff.outputs).toEqual(["catalog[1].imageRef", "images.app-gpu.digest", "images.app-gpu.imageRef", "images.app-gpu.tag", "validatedImages.app-gpu.digest", "validatedImages.app-gpu.imageRef"]);
+      expect(diff.outputs).toEqual([
+        "catalog[1].imageRef",
+        "images.app-gpu.digest",
+        "images.app-gpu.imageRef",
+        "images.app-gpu.tag",
+        "validatedImages.app-gpu.digest",
+        "validatedImages.app-gpu.imageRef",
+        // The validation Job of a new digest is a new Job (its name carries the digest).
+        "validation.app-gpu.h100.job",
+      ]);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
       clearContextCache();
@@ -133,7 +142,7 @@ describe("the program under mocks (mini fixture)", () => {
 describe("the dev stack graph", () => {
   it("validates every GPU variant on every compatible pool and publishes only through those Jobs", async () => {
     const plan = await planStackFile("dev", "Pulumi.dev.yaml");
-    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    const jobs = byType(plan, "kubernetes:batch/v1:Job").filter((j) => j.name.startsWith("gpu-validation-"));
     expect(jobs.map((j) => j.name).sort()).toEqual(
       // Every GPU variant, and the per-user image built over jupyter-ml-gpu, on both compatible pools.
       ["jupyter-fine-tuning", "jupyter-ml-gpu", "ml-stack-ml", "universal", "user-h-baker-at-hertie-school-lan-thesis"]

@@ -63,6 +63,36 @@ describe("dev: image → scan → sign → admission → validation → hub → 
   });
 });
 
+describe("run-time gates (issue #14)", () => {
+  it("runs each tier's notebooks after its gates, and every image's size check and smoke test before it is validated or published", async () => {
+    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    const tiers = ["tier1", "tier2", "tier3"];
+    expect(jobs.filter((j) => j.name.endsWith("-runtime-notebooks-job")).map((j) => j.name)).toEqual(tiers.map((t) => `notebook-validator-${t}-runtime-notebooks-job`));
+    const validated = plan.outputs["validatedImages"] as Record<string, unknown>;
+    for (const t of tiers) {
+      const id = `notebook-validator-${t}`;
+      const notebooks = byName(plan, `${id}-runtime-notebooks-job`);
+      const upstream = transitiveDependencies(plan, notebooks.urn);
+      for (const gate of [`${id}-scan-trivy`, `${id}-sign-cosign`, `${id}-runtime-size-skopeo`, `${id}-runtime-smoke-job`]) expect(upstream.has(byName(plan, gate).urn), gate).toBe(true);
+      expect(Object.keys(validated)).toContain(id);
+    }
+    const hub = transitiveDependencies(plan, byName(plan, "jupyterhub-release").urn);
+    const images = byType(plan, "docker-build:index:Image").map((r) => r.name.replace(/-image$/, ""));
+    for (const id of images) {
+      const size = byName(plan, `${id}-runtime-size-skopeo`);
+      expect(String(size.inputs["create"])).toContain("skopeo");
+      const gpu = byType(plan, "kubernetes:batch/v1:Job").some((j) => j.name.startsWith(`gpu-validation-${id}-`));
+      // CPU images run their smoke test in a Job; GPU images inside their GPU check, which waits for the size check.
+      if (!gpu) expect(transitiveDependencies(plan, byName(plan, `${id}-runtime-smoke-job`).urn).has(size.urn)).toBe(true);
+      else expect(transitiveDependencies(plan, byName(plan, `gpu-validation-${id}-h100-job`).urn).has(size.urn)).toBe(true);
+    }
+    const catalog = plan.outputs["catalog"] as Array<{ name: string }>;
+    for (const { name } of catalog) expect(hub.has(byName(plan, `${name}-runtime-size-skopeo`).urn), name).toBe(true);
+    for (const name of ["jupyter-ml-cpu", "jupyter-agent-dev", "ml-stack-jupyter"]) expect(hub.has(byName(plan, `${name}-runtime-smoke-job`).urn), name).toBe(true);
+  });
+});
+
 describe("what a per-user image is built on (issue #11)", () => {
   it("builds the dev user's layer only on its base's digest after the base's scan, signature and every validation Job", async () => {
     const plan = await planStackFile("dev", "Pulumi.dev.yaml");
@@ -179,7 +209,7 @@ describe("local: no cloud", () => {
       expect(image.dependencies).toContain(container.urn);
       expect((image.inputs["tags"] as string[])[0]).toMatch(/^127\.0\.0\.1:5001\/workbench/);
     }
-    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    const jobs = byType(plan, "kubernetes:batch/v1:Job").filter((j) => j.name.startsWith("gpu-validation-"));
     expect(jobs).toHaveLength(4);
     for (const job of jobs) {
       const c = (job.inputs["spec"] as { template: { spec: { containers: Array<{ command: string[]; image: string; resources?: unknown }> } } }).template.spec.containers[0]!;
@@ -187,7 +217,11 @@ describe("local: no cloud", () => {
       expect(c.image).toMatch(HEX);
       expect(JSON.stringify(c.resources ?? {})).not.toContain("nvidia.com/gpu");
     }
-    expect(byType(plan, "command:local:Command")).toEqual([]);
+    // No scan, no signature, no attestation by cosign: only the size checks (skopeo against the local registry) and
+    // the GPU reports written to files (no key to attest them with).
+    const commands = byType(plan, "command:local:Command");
+    expect(commands.filter((c) => !/-runtime-size-skopeo$|-reports-attest$/.test(c.name))).toEqual([]);
+    for (const c of commands) expect(String(c.inputs["create"])).not.toMatch(/\b(cosign|trivy)\b/);
   });
 });
 
@@ -199,7 +233,8 @@ describe("every stack passes the policy pack", () => {
     // The rules do see what they check: the dev plan has ECR repositories, Jobs and Helm releases.
     if (stack === "dev") {
       expect(byType(plan, "aws:ecr/repository:Repository")).toHaveLength(13);
-      expect(byType(plan, "kubernetes:batch/v1:Job")).toHaveLength(10);
+      // 10 GPU checks, 8 smoke tests (every CPU image), 3 notebook tiers.
+      expect(byType(plan, "kubernetes:batch/v1:Job")).toHaveLength(21);
       expect(byType(plan, "kubernetes:helm.sh/v3:Release")).toHaveLength(2);
     }
   });

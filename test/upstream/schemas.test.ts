@@ -5,6 +5,7 @@
  * ClusterPolicy CRD schema (structural: unknown fields are pruned by the API server, so refused here). The pods
  * KubeSpawner would create from our hub values (test/support/upstream.ts) are checked against the Pod schema too.
  */
+import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Plan, PlannedResource } from "../../scripts/lib/plan-runtime";
 import { planConfig, planStackFile } from "../support/harness";
@@ -50,6 +51,17 @@ function label(o: K8sObject, r?: PlannedResource): string {
 
 /** Problems of one object against its upstream schema: "<kind/name>: <ajv errors>"; empty when valid. */
 function validateObject(o: K8sObject, r?: PlannedResource): string[] {
+  // ../shared/upstream has no strict PersistentVolumeClaim schema (its README lists the kinds it holds): the claim
+  // is checked with kubernetes-models' OpenAPI validation instead, plus an explicit check for unknown top-level keys.
+  if (o.apiVersion === "v1" && o.kind === "PersistentVolumeClaim") {
+    const extra = Object.keys(o).filter((k) => !["apiVersion", "kind", "metadata", "spec"].includes(k));
+    try {
+      new PersistentVolumeClaim(o as ConstructorParameters<typeof PersistentVolumeClaim>[0]).validate();
+    } catch (e) {
+      return [`${label(o, r)}: ${(e as Error).message}`];
+    }
+    return extra.length > 0 ? [`${label(o, r)}: unknown fields ${extra.join(", ")}`] : [];
+  }
   const validate = o.apiVersion === "kyverno.io/v1" && o.kind === "ClusterPolicy" ? kyvernoClusterPolicyValidator() : strictValidator(o.apiVersion, o.kind);
   return validate(o) ? [] : [`${label(o, r)}:\n${describeErrors(validate.errors)}`];
 }
