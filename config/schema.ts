@@ -100,6 +100,10 @@ const validation = strictObject({
   mode: z.enum(["gpu", "cpu"]).optional(),
   matmulFraction: z.number().gt(0).max(1).default(0.7),
   bandwidthFraction: z.number().gt(0).max(1).default(0.8),
+  /** Stack-wide defaults of the check's other thresholds (gpuPools[].thresholds override per pool); unset: the check's own. */
+  sustainedRatio: z.number().gt(0).max(1).optional(),
+  busbwFraction: z.number().gt(0).max(1).optional(),
+  sustainSeconds: z.number().min(0).max(3600).optional(),
   /**
    * How long the check itself may run once its container started (after the pull). The Job's activeDeadlineSeconds
    * adds pod start-up and the pull of the image's size budget at pullMBps; Pulumi's create timeout is a little longer.

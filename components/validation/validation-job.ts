@@ -62,13 +62,17 @@ export interface ValidationVariant {
   sizeBudgetMB: number;
 }
 /** The part of a GPU pool the Job needs. */
-export type ValidationPool = Pick<GpuPool, "name" | "nodeSelector" | "tolerations" | "product" | "gpusPerNode" | "driverVersion">;
+export type ValidationPool = Pick<GpuPool, "name" | "nodeSelector" | "tolerations" | "product" | "gpusPerNode" | "driverVersion"> & Pick<Partial<GpuPool>, "thresholds">;
 /** The stack's validation settings the Job uses (the `validation.*` keys). */
 export interface ValidationSettings {
   /** Fraction of the datasheet's dense BF16 TFLOP/s the slowest GPU must reach. */
   matmulFraction: number;
   /** Fraction of the datasheet's memory bandwidth the slowest GPU must reach. */
   bandwidthFraction: number;
+  /** gpu_check.py's --sustained-ratio, --busbw-fraction, --sustain-seconds; unset: the check's own defaults. */
+  sustainedRatio?: number | undefined;
+  busbwFraction?: number | undefined;
+  sustainSeconds?: number | undefined;
   /**
    * How long the check itself may run, counted from its process start (after the image was pulled): enforced inside
    * the container with coreutils `timeout`. The Job's activeDeadlineSeconds adds the pull budget (jobDeadlineSeconds).
@@ -182,6 +186,9 @@ export function checkCommand(variant: ValidationVariant, target: ValidationTarge
   }
   const gpus = target.mode === "gpu" ? target.pool.gpusPerNode : 1;
   const product = target.mode === "gpu" ? target.pool.product : CPU_MODE_PRODUCT;
+  // The pool's own thresholds win over the stack-wide ones (issue #15); flags left unset keep the check's defaults.
+  const own = target.mode === "gpu" ? (target.pool.thresholds ?? {}) : {};
+  const optional = (flag: string, value: number | undefined) => (value !== undefined ? [flag, String(value)] : []);
   return [
     // The check's own deadline starts with its process, after the pull (activeDeadlineSeconds counts the pull too).
     // SIGTERM first, so a wedged CUDA call still leaves the log tail as the termination message; exit 124 or 137.
@@ -201,9 +208,12 @@ export function checkCommand(variant: ValidationVariant, target: ValidationTarge
     "--min-driver",
     minimumDriverFor(variant.cuda),
     "--matmul-fraction",
-    String(validation.matmulFraction),
+    String(own.matmulFraction ?? validation.matmulFraction),
     "--bandwidth-fraction",
-    String(validation.bandwidthFraction),
+    String(own.bandwidthFraction ?? validation.bandwidthFraction),
+    ...optional("--sustained-ratio", own.sustainedRatio ?? validation.sustainedRatio),
+    ...optional("--busbw-fraction", own.busbwFraction ?? validation.busbwFraction),
+    ...optional("--sustain-seconds", own.sustainSeconds ?? validation.sustainSeconds),
     "--flash-attn",
     variant.ships.flashAttn ? "required" : "absent",
     ...(variant.smoke.imports.length > 0 ? ["--smoke-imports", variant.smoke.imports.join(",")] : []),

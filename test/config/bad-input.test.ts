@@ -72,6 +72,18 @@ describe("Kubernetes syntax of node selectors and tolerations (reaches Jobs, Dae
   });
 });
 
+describe("per-pool check thresholds (issue #15)", () => {
+  it("takes a pool's own thresholds, and refuses an unknown one or a share above 1", () => {
+    const pool = { name: "h100", product: "NVIDIA-H100-80GB-HBM3", driverVersion: "570.133.20", gpusPerNode: 8 };
+    const cfg = parse("dev", { ...DEV, gpuPools: [{ ...pool, thresholds: { matmulFraction: 0.8, sustainSeconds: 60 } }] });
+    expect(cfg.gpuPools[0]!.thresholds).toEqual({ matmulFraction: 0.8, sustainSeconds: 60 });
+    expect(lines("dev", { ...DEV, gpuPools: [{ ...pool, thresholds: { matmulFractoin: 0.8, busbwFraction: 1.5 } }] })).toEqual([
+      "  - workbench-images:gpuPools[0].thresholds.busbwFraction: must be a number at most 1. (got 1.5)",
+      '  - workbench-images:gpuPools[0].thresholds.matmulFractoin: unknown key "matmulFractoin". Did you mean "matmulFraction"? Remove it or correct the spelling. (got 0.8)',
+    ]);
+  });
+});
+
 describe("users", () => {
   it("gives a uid to one login, and keeps ids within what Linux and Kubernetes accept", () => {
     expect(lines("dev", { ...DEV, users: [USER, { ...USER, login: "big", uid: 2147483648, gid: -1 }] })).toEqual([

@@ -337,6 +337,35 @@ describe("checkCommand", () => {
     expect(cmd).not.toContain("--smoke-imports");
   });
 
+  it("uses the pool's own thresholds over the stack-wide ones, and the real gpu_check.py reads them", () => {
+    const strict = { ...pool, thresholds: { matmulFraction: 0.78, sustainedRatio: 0.9, busbwFraction: 0.5, sustainSeconds: 45 } };
+    const cmd = checkCommand(variant, { mode: "gpu", pool: strict }, { ...validation, sustainedRatio: 0.8 });
+    expect(cmd.slice(cmd.indexOf("--matmul-fraction"), cmd.indexOf("--flash-attn"))).toEqual([
+      "--matmul-fraction", "0.78",
+      "--bandwidth-fraction", "0.8",
+      "--sustained-ratio", "0.9",
+      "--busbw-fraction", "0.5",
+      "--sustain-seconds", "45",
+    ]);
+    // Stack-wide values apply where the pool sets none; unset everywhere, the flag is left to the check's default.
+    const stackWide = checkCommand(variant, { mode: "gpu", pool }, { ...validation, sustainedRatio: 0.8 });
+    expect(stackWide.slice(stackWide.indexOf("--matmul-fraction"), stackWide.indexOf("--flash-attn"))).toEqual([
+      "--matmul-fraction", "0.7",
+      "--bandwidth-fraction", "0.8",
+      "--sustained-ratio", "0.8",
+    ]);
+    const code = [
+      "import json, sys",
+      `sys.path.insert(0, ${JSON.stringify(CHECKS_DIR)})`,
+      "import gpu_check",
+      "a = gpu_check.parse_args(json.loads(sys.argv[1]))",
+      "print(json.dumps([a.matmul_fraction, a.bandwidth_fraction, a.sustained_ratio, a.busbw_fraction, a.sustain_seconds]))",
+    ].join("\n");
+    const r = spawnSync(PYTHON, ["-c", code, JSON.stringify(cmd.slice(5))], { encoding: "utf8", env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual([0.78, 0.8, 0.9, 0.5, 45]);
+  });
+
   it("refuses a variant without cuda, naming it and the fix", () => {
     const { cuda: _c, ...noCuda } = variant;
     expect(() => checkCommand(noCuda, { mode: "gpu", pool }, validation)).toThrow(
