@@ -8,6 +8,7 @@ import { LocalRegistry } from "./components/registry";
 import { AdmissionPolicy, ecrRegistryHost, type GatedImage, gateImage, type ImageOrigin, imageReferencePatterns, readProgramBuilder, SigningKey, type StoredImage } from "./components/supply-chain";
 import { GpuValidationSuite, RuntimeGates, ValidationNamespace } from "./components/validation";
 import { type ImageSpec, loadStackConfig, type StackConfig, type StackOutputsInput } from "./config";
+import { PROJECT_ROOT } from "./lib/paths";
 
 /**
  * The whole graph, top-down in the order it runs (issue #10): configuration → providers → registry → signing key and
@@ -16,7 +17,7 @@ import { type ImageSpec, loadStackConfig, type StackConfig, type StackOutputsInp
  */
 export = async function main(): Promise<StackOutputsInput> {
   // 1. Configuration: stack file and catalog parsed, cross-checked and resolved into image specs before any resource.
-  const cfg = loadStackConfig(__dirname);
+  const cfg = loadStackConfig(PROJECT_ROOT);
   for (const w of cfg.warnings) pulumi.log.warn(`${w.path}: ${w.message}`);
   const providers = createProviders({ stack: cfg.stack, registry: cfg.registry, cluster: cfg.cluster, ...(cfg.kubeconfig ? { kubeconfig: cfg.kubeconfig } : {}) });
   const credentials = providers.credentials ? { credentials: providers.credentials } : {};

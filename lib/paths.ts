@@ -4,8 +4,17 @@ import * as path from "node:path";
 /**
  * The project's root folder (where Pulumi.yaml is). One definition, so a module that moves between folders never
  * re-counts `..` segments to find images/, schemas/ or the catalog. The project is CommonJS: `__dirname` is defined.
+ * The nearest folder above this module holding Pulumi.yaml: the same from the sources (`lib/`) and from the compiled
+ * CLIs (`dist/lib/`, issue #16).
  */
-export const PROJECT_ROOT = path.resolve(__dirname, "..");
+export const PROJECT_ROOT = findProjectRoot(path.resolve(__dirname, ".."));
+
+function findProjectRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "Pulumi.yaml"))) return dir;
+    if (path.dirname(dir) === dir) return start;
+  }
+}
 
 /**
  * Where `candidate` (absolute) really is, symlinks resolved, if that is inside `root` (also resolved); otherwise why

@@ -2,11 +2,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROMOTION_FIXTURE, promotionFixtureText } from "./lib/promotion-fixture";
 import { type CliIO, internalLine, parseFlags, runCli } from "./lib/cli";
+import { PROJECT_ROOT } from "../lib/paths";
 
 /** npm run fixtures: regenerates the test fixtures that are derived from the program (no flags). */
 const CLI = "fixtures";
 const HELP = "Usage: npm run fixtures (no options or arguments).";
-const root = path.resolve(__dirname, "..");
+const root = PROJECT_ROOT;
 
 export interface FixturesIO extends CliIO {
   /** index.ts's program. @default required from the project root */

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import { runPinBases, skopeoResolver } from "./lib/pin-bases";
+import { PROJECT_ROOT } from "../lib/paths";
 
 /**
  * npm run pin-bases -- [--catalog <file>] [--refresh] [--dry-run] [--no-tls-verify]
@@ -7,7 +8,7 @@ import { runPinBases, skopeoResolver } from "./lib/pin-bases";
  * comments kept (issue #3). Needs registry access; run it on a workstation, not in the Pulumi program.
  * Exit 0: written, dry run, or nothing to do. Exit 2: bad flags or any problem (the catalog is left untouched).
  */
-const root = path.resolve(__dirname, "..");
+const root = PROJECT_ROOT;
 
 runPinBases(process.argv.slice(2), {
   cwd: process.cwd(),

@@ -1,7 +1,7 @@
-import * as path from "node:path";
 import { CHART_IMAGES_FILE, pinChartImagesFile } from "../lib/chart-images";
 import { type DigestResolver, skopeoResolver, yamlFileProblem } from "./lib/pin-bases";
 import { type CliIO, display, escapeControls, internalLine, parseFlags, readInput, Refused, runCli } from "./lib/cli";
+import { PROJECT_ROOT } from "../lib/paths";
 
 /**
  * npm run pin-chart-images -- [--refresh] [--dry-run]: on a machine with registry access, pins every image the Helm
@@ -11,7 +11,7 @@ import { type CliIO, display, escapeControls, internalLine, parseFlags, readInpu
  */
 const CLI = "pin-chart-images";
 const HELP = "Usage: npm run pin-chart-images -- [--refresh] [--dry-run].";
-const root = path.resolve(__dirname, "..");
+const root = PROJECT_ROOT;
 
 export interface PinChartImagesIO extends CliIO {
   /** @default skopeo on PATH */

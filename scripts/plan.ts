@@ -1,3 +1,5 @@
+// First: before anything loads @pulumi/pulumi (scripts/lib/lean-sdk.ts).
+import "./lib/lean-sdk";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { planToJson, planToMarkdown, planToMermaid } from "./lib/plan-format";
@@ -5,6 +7,7 @@ import { PlanFailure, runPlan } from "./lib/plan-runtime";
 import { ConfigError, formatProblems, type Problem } from "../lib/problems";
 import { readStackConfig } from "./lib/stack-files";
 import { type CliIO, display, escapeControls, checkFlags, internalLine, Refused, runCli, STACK_NAME, unreadable, unwritable } from "./lib/cli";
+import { PROJECT_ROOT } from "../lib/paths";
 
 /**
  * npm run plan -- --stack <name> [--config <file>] [--format json|markdown|mermaid] [--out <file>]
@@ -14,7 +17,7 @@ import { type CliIO, display, escapeControls, checkFlags, internalLine, Refused,
 const CLI = "plan";
 const HELP = "Usage: npm run plan -- --stack <name> [--config <file>] [--format json|markdown|mermaid] [--out <file>].";
 const FORMATS = ["json", "markdown", "mermaid"] as const;
-const root = path.resolve(__dirname, "..");
+const root = PROJECT_ROOT;
 
 export interface PlanIO extends CliIO {
   /** index.ts's program. @default required from the project root (tests pass the one they imported) */
@@ -96,7 +99,8 @@ async function plan(argv: readonly string[], io: PlanIO): Promise<number> {
       e.problems.map((p) => ({ where: display(p.path, cwd), message: `${p.message}${p.received !== undefined ? ` (got ${p.received})` : ""}` })),
     );
   }
-  const program = io.program ?? (require(path.join(root, "index.ts")) as () => unknown);
+  // "../index": index.ts under tsx, dist/index.js when compiled (scripts/build-dist.cjs).
+  const program = io.program ?? (require("../index") as () => unknown);
   let text: string;
   try {
     const result = await runPlan({ project: read.project, stack: stack!, config: read.config, secretKeys: read.secretKeys, program });

@@ -17,6 +17,7 @@ import {
   targetModeProblems,
 } from "./lib/promote";
 import { readStackConfig } from "./lib/stack-files";
+import { PROJECT_ROOT } from "../lib/paths";
 
 /**
  * npm run promote -- --from dev --to prod [--variants a,b] [--from-file outputs.json] [--stack-file file]
@@ -32,7 +33,7 @@ import { readStackConfig } from "./lib/stack-files";
  */
 const USAGE =
   "usage: npm run promote -- --from <stack> --to <stack> [--variants a,b] [--from-file outputs.json] [--stack-file Pulumi.<to>.yaml] [--from-stack-file Pulumi.<from>.yaml] [--dry-run]";
-const root = path.resolve(__dirname, "..");
+const root = PROJECT_ROOT;
 const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Where main writes and what it runs in: the process's own streams in the CLI, buffers in tests. */

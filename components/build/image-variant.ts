@@ -7,6 +7,7 @@ import { contentTag } from "./content-hash";
 import { CACHE_TAG } from "../registry/ecr";
 import { parseImageRef } from "../../lib/image-ref";
 import { RegistryRepository } from "../registry/registry-repository";
+import { combine } from "../../lib/outputs";
 
 /** What to build: a catalog variant, or a per-user layer over another variant's digest. Plain data. */
 export interface BuildSpec {
@@ -119,7 +120,7 @@ export class ImageVariant extends pulumi.ComponentResource {
     }
     this.tag = pulumi.output(hash);
     const repoUrl = this.repository.repositoryUrl;
-    const cacheRef = pulumi.interpolate`${repoUrl}:${CACHE_TAG}`;
+    const cacheRef = repoUrl.apply((u) => `${u}:${CACHE_TAG}`);
     const ecr = args.registry.kind === "ecr";
     const buildOnPreview = args.buildOnPreview ?? false;
     // Previews export no cache (issue #12): docker-build exports cache manifests from preview builds ("Images built
@@ -134,7 +135,7 @@ export class ImageVariant extends pulumi.ComponentResource {
       {
         push: true,
         buildOnPreview,
-        tags: [pulumi.interpolate`${repoUrl}:${hash}`],
+        tags: [combine(repoUrl, hash, (u, h) => `${u}:${h}`)],
         context: { location: b.context },
         dockerfile: { location: b.dockerfile },
         ...(b.target !== undefined ? { target: b.target } : {}),
@@ -158,7 +159,7 @@ export class ImageVariant extends pulumi.ComponentResource {
     );
     this.repositoryUrl = repoUrl;
     this.digest = this.image.digest;
-    this.imageRef = pulumi.interpolate`${repoUrl}@${this.image.digest}`;
+    this.imageRef = combine(repoUrl, this.image.digest, (u, d) => `${u}@${d}`);
     this.registerOutputs({ repositoryUrl: this.repositoryUrl, tag: this.tag, digest: this.digest, imageRef: this.imageRef });
   }
 }

@@ -13,6 +13,7 @@ import {
 
 export type { Toleration } from "../../lib/gpu-pool";
 import type { Toleration } from "../../lib/gpu-pool";
+import { PROJECT_ROOT } from "../../lib/paths";
 
 /** A GPU node pool a profile may land on. */
 export interface PoolOffer {
@@ -383,8 +384,8 @@ function compare(a: string, b: string): number {
 /** First line of the rendered extraConfig; validateHubValues() uses it to find our filter. */
 export const PROFILE_FILTER_MARKER = "# workbench-images:profile-filter";
 
-/** Where profile_filter.py lives, relative to this module (the project is CommonJS: __dirname is defined). */
-export const PROFILE_FILTER_PATH = path.join(__dirname, "profile_filter.py");
+/** Where profile_filter.py lives: beside this module's source, also when the module runs compiled from dist/ (issue #16). */
+export const PROFILE_FILTER_PATH = path.join(PROJECT_ROOT, "components", "hub", "profile_filter.py");
 
 const PROFILES_PLACEHOLDER = "_workbench_profiles_json = r'''[]'''";
 const OWNERS_PLACEHOLDER = "_workbench_owners_json = r'''{}'''";

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { digestHex, requireDigestRef } from "../../lib/image-ref";
 import type { RegistryCredentials } from "../../lib/registry";
+import { after, asOutput, combine } from "../../lib/outputs";
 import { shellQuote } from "../../lib/shell";
 import { cosignAttestCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
 import { TRIVY_PASSWORD_ENV, TRIVY_USERNAME_ENV, trivySbomCommand } from "./trivy";
@@ -67,14 +68,14 @@ export class Attestations extends pulumi.ComponentResource {
     if (dir === "" || dir.startsWith("/") || dir.split("/").includes("..")) {
       throw error(`args.outputDir must be a folder relative to the project root, inside it, got ${JSON.stringify(args.outputDir)}.`);
     }
-    const ref = pulumi.output(args.ref);
+    const ref = asOutput(args.ref);
     const digest = ref.apply((r) => check(r).digest);
     const file = (suffix: string) => digest.apply((d) => `${dir}/sha256-${digestHex(d)}.${suffix}`);
     this.sbomFile = file("cdx.json");
     this.provenanceFile = file("provenance.json");
     this.signed = args.signing !== undefined;
     const signing = args.signing;
-    const keyRef: pulumi.Output<string | undefined> = signing ? pulumi.output(signing.keyRef) : pulumi.output(undefined as string | undefined);
+    const keyRef: pulumi.Input<string | undefined> = signing ? asOutput(signing.keyRef) : undefined;
     const attest = (r: string, k: string | undefined, type: "cyclonedx" | "slsaprovenance1", predicate: string): string[] => {
       if (signing === undefined || k === undefined) return [];
       try {
@@ -84,7 +85,7 @@ export class Attestations extends pulumi.ComponentResource {
       }
     };
     const mkdir = `mkdir -p ${shellQuote(dir)}`;
-    const sbomCreate = pulumi.all([ref, keyRef, this.sbomFile]).apply(([r, k, f]) => {
+    const sbomCreate = combine(ref, keyRef, (r, k) => this.sbomFile.apply((f) => {
       check(r);
       let sbom: string;
       try {
@@ -93,16 +94,18 @@ export class Attestations extends pulumi.ComponentResource {
         throw error(e);
       }
       return [mkdir, sbom, ...attest(r, k, "cyclonedx", f)].join(" && ");
-    });
-    const provenanceCreate = pulumi.all([ref, keyRef, this.provenanceFile]).apply(([r, k, f]) => {
-      check(r);
-      return [mkdir, `printf '%s' "$${PROVENANCE_ENV}" > ${shellQuote(f)}`, ...attest(r, k, "slsaprovenance1", f)].join(" && ");
-    });
+    }));
+    const provenanceCreate = combine(ref, keyRef, (r, k) =>
+      this.provenanceFile.apply((f) => {
+        check(r);
+        return [mkdir, `printf '%s' "$${PROVENANCE_ENV}" > ${shellQuote(f)}`, ...attest(r, k, "slsaprovenance1", f)].join(" && ");
+      }),
+    );
 
     const common: Record<string, pulumi.Input<string>> = {};
     if (signing !== undefined) {
       // sigstore's AWS KMS client takes the region from the SDK configuration, never from the key ARN (signing-policy.ts).
-      common["AWS_REGION"] = keyRef.apply((k) => {
+      common["AWS_REGION"] = asOutput(keyRef).apply((k) => {
         const region = k === undefined ? undefined : kmsRegionFromKeyRef(k);
         if (region === undefined) {
           throw error(`args.signing.keyRef must be a key ARN reference (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got ${JSON.stringify(k)}. Pass the SigningKey's cosignKeyRef.`);
@@ -144,7 +147,7 @@ export class Attestations extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [this.sbom] },
     );
-    this.attestedRef = pulumi.all([ref, this.sbom.id, this.provenance.id]).apply(([r]) => r);
+    this.attestedRef = after(after(ref, this.sbom.id), this.provenance.id);
     this.registerOutputs({ attestedRef: this.attestedRef, sbomFile: this.sbomFile, provenanceFile: this.provenanceFile });
   }
 }

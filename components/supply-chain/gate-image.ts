@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { isDigestPinned } from "../../lib/image-ref";
 import type { RegistryCredentials } from "../../lib/registry";
+import { after } from "../../lib/outputs";
 import { Attestations } from "./attestations";
 import { type ImageOrigin, type ProvenanceBuilder, provenanceJson, provenancePredicate } from "./provenance";
 import { ScanGate } from "./scan-gate";
@@ -77,24 +78,23 @@ export function provenanceText(id: string, stored: StoredImage, origin: ImageOri
       }
     }
   }
-  const baseValues = pulumi.all(origin.kind === "build" ? baseArgs.map((arg) => origin.bases[arg]!) : []);
-  const text = pulumi.all([stored.tag, stored.digest, baseValues]).apply(([tag, digest, bases]) => {
-    const resolved: ImageOrigin =
-      origin.kind === "build" ? { ...origin, bases: Object.fromEntries(baseArgs.map((arg, i) => [arg, bases[i]!])) } : origin;
-    try {
-      return provenanceJson(provenancePredicate({ builder, tag, digest, origin: resolved }));
-    } catch (e) {
-      throw fail(e instanceof Error ? e.message : String(e));
-    }
-  });
-  return pulumi.all([text, pulumi.isSecret(text)]).apply(([t, secret]) => {
+  // One pulumi.all over the facts themselves (base references flattened in), and its secretness checked with the
+  // value: fewer Outputs per image than combining an all of the bases with the text and its secretness (issue #16).
+  const facts = pulumi.all([stored.tag, stored.digest, ...(origin.kind === "build" ? baseArgs.map((arg) => origin.bases[arg]!) : [])]);
+  return pulumi.all([facts, pulumi.isSecret(facts)]).apply(([[tag, digest, ...bases], secret]) => {
     if (secret) {
       throw fail(
         "a provenance fact (the tag, the digest or a base image reference) is a Pulumi secret. Provenance is pushed next to the image " +
           "for anyone who can pull it to read: pass those facts in plain text, or leave the secret out.",
       );
     }
-    return t;
+    const resolved: ImageOrigin =
+      origin.kind === "build" ? { ...origin, bases: Object.fromEntries(baseArgs.map((arg, i) => [arg, bases[i]!])) } : origin;
+    try {
+      return provenanceJson(provenancePredicate({ builder, tag: tag!, digest: digest!, origin: resolved }));
+    } catch (e) {
+      throw fail(e instanceof Error ? e.message : String(e));
+    }
   });
 }
 
@@ -105,9 +105,10 @@ export function provenanceText(id: string, stored: StoredImage, origin: ImageOri
  */
 export function gateImage(id: string, stored: StoredImage, settings: GateSettings, origin: ImageOrigin<pulumi.Input<string>>): GatedImage {
   let ref: pulumi.Output<string> = stored.imageRef;
-  let scanned = pulumi.output(false);
-  let signed = pulumi.output(false);
-  let attested = pulumi.output(false);
+  // A gate that does not run is `false`; the Output is made only then (issue #16: fewer Outputs per image).
+  let scanned: pulumi.Output<boolean> | undefined;
+  let signed: pulumi.Output<boolean> | undefined;
+  let attested: pulumi.Output<boolean> | undefined;
   let files: GatedImage["files"];
   const credentials = settings.credentials ? { credentials: settings.credentials } : {};
   if (settings.scan) {
@@ -133,6 +134,7 @@ export function gateImage(id: string, stored: StoredImage, settings: GateSetting
     attested = attest.attestedRef.apply(() => attest.signed);
     files = { sbom: attest.sbomFile, provenance: attest.provenanceFile };
   }
-  if (settings.admitted !== undefined) ref = pulumi.all([ref, settings.admitted]).apply(([r]) => r);
-  return { id, stored, imageRef: ref, evidence: { scanned, signed, attested }, ...(files ? { files } : {}) };
+  if (settings.admitted !== undefined) ref = after(ref, settings.admitted);
+  const no = () => pulumi.output(false);
+  return { id, stored, imageRef: ref, evidence: { scanned: scanned ?? no(), signed: signed ?? no(), attested: attested ?? no() }, ...(files ? { files } : {}) };
 }

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import { ignoreFileHash, TRIVY_PASSWORD_ENV, TRIVY_USERNAME_ENV, type TrivySeverity, trivyScanCommand, trivyScanFlags } from "./trivy";
 import type { RegistryCredentials } from "../../lib/registry";
+import { after, asOutput } from "../../lib/outputs";
 
 export interface ScanGateArgs {
   /** `repository@sha256:<64 hex>` (ImageVariant.imageRef); a tag is refused. */
@@ -61,7 +62,7 @@ export class ScanGate extends pulumi.ComponentResource {
         `the Trivy ignore file ${args.ignoreFile} does not exist under ${args.projectRoot}. Create it (one that ignores nothing is "vulnerabilities: []") or point scan.ignoreFile at it.`,
       );
     }
-    const ref = pulumi.output(args.ref);
+    const ref = asOutput(args.ref);
     const create = ref.apply((r) => {
       check(r);
       return trivyScanCommand({ ref: r, ...options });
@@ -86,7 +87,7 @@ export class ScanGate extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.scannedRef = pulumi.all([ref, this.scan.id]).apply(([r]) => r);
+    this.scannedRef = after(ref, this.scan.id);
     this.registerOutputs({ scannedRef: this.scannedRef });
   }
 }

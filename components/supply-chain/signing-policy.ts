@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import { cosignSignCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
 import type { RegistryCredentials } from "../../lib/registry";
+import { after, asOutput, combine } from "../../lib/outputs";
 
 export interface SigningPolicyArgs {
   /** `repository@sha256:<64 hex>`: the ScanGate's scannedRef, so signing waits for the scan. A tag is refused. */
@@ -45,9 +46,9 @@ export class SigningPolicy extends pulumi.ComponentResource {
     };
     // A plain string fails here, at registration; an Output fails when it resolves, before the command can run.
     if (typeof args.ref === "string") check(args.ref);
-    const ref = pulumi.output(args.ref);
-    const keyRef = pulumi.output(args.keyRef);
-    const create = pulumi.all([ref, keyRef]).apply(([r, k]) => {
+    const ref = asOutput(args.ref);
+    const keyRef = asOutput(args.keyRef);
+    const create = combine(ref, keyRef, (r, k) => {
       check(r);
       try {
         return cosignSignCommand({
@@ -92,7 +93,7 @@ export class SigningPolicy extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.signedRef = pulumi.all([ref, this.sign.id]).apply(([r]) => r);
+    this.signedRef = after(ref, this.sign.id);
     this.registerOutputs({ signedRef: this.signedRef });
   }
 }

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import type { RegistryCredentials } from "../../lib/registry";
+import { after, asOutput } from "../../lib/outputs";
 import { isLoopbackRepository } from "../promotion/copy";
 import { SIZE_PASSWORD_ENV, SIZE_USERNAME_ENV, sizeCheckScript } from "./image-size";
 
@@ -48,7 +49,7 @@ export class SizeGate extends pulumi.ComponentResource {
     // Plain values fail now, at registration; an Output when it resolves, before the command can run.
     if (typeof args.ref === "string") script(args.ref);
     else if (!Number.isInteger(args.budgetMB) || args.budgetMB <= 0) script(`x@sha256:${"0".repeat(64)}`);
-    const ref = pulumi.output(args.ref);
+    const ref = asOutput(args.ref);
     const create = ref.apply(script);
     const environment: Record<string, pulumi.Input<string>> = {};
     if (args.credentials !== undefined) {
@@ -70,7 +71,7 @@ export class SizeGate extends pulumi.ComponentResource {
       { parent: this },
     );
     this.report = this.check.stdout;
-    this.sizedRef = pulumi.all([ref, this.check.stdout]).apply(([r]) => r);
+    this.sizedRef = after(ref, this.check.stdout);
     this.registerOutputs({ sizedRef: this.sizedRef, report: this.report });
   }
 }

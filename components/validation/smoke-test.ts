@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { type RuntimeJobSettings, type SmokeSubject, smokeCommand, smokeJob } from "./runtime-jobs";
 import { digestOf, jobCreateTimeout, jobDeadlineSeconds } from "./validation-job";
+import { after, combine } from "../../lib/outputs";
 
 export interface SmokeTestArgs {
   image: SmokeSubject;
@@ -33,9 +34,7 @@ export class SmokeTest extends pulumi.ComponentResource {
     } catch (err) {
       throw new pulumi.ResourceError(`SmokeTest ${name}: ${(err as Error).message}`, this);
     }
-    const job = pulumi
-      .all([args.imageRef, args.namespace])
-      .apply(([imageRef, namespace]) => smokeJob({ image: args.image, imageRef, namespace, settings: args.settings }));
+    const job = combine(args.imageRef, args.namespace, (imageRef, namespace) => smokeJob({ image: args.image, imageRef, namespace, settings: args.settings }));
     const timeout = jobCreateTimeout(jobDeadlineSeconds(args.image, args.settings));
     this.job = new k8s.batch.v1.Job(
       `${name}-job`,
@@ -44,7 +43,7 @@ export class SmokeTest extends pulumi.ComponentResource {
       { parent: this, customTimeouts: { create: timeout, update: timeout } },
     );
     this.jobName = this.job.metadata.name;
-    this.smokedRef = pulumi.all([args.imageRef, this.jobName]).apply(([ref]) => ref);
+    this.smokedRef = after(args.imageRef, this.jobName);
     this.registerOutputs({ jobName: this.jobName, smokedRef: this.smokedRef });
   }
 }
