@@ -55,21 +55,7 @@ export class Attestations extends pulumi.ComponentResource {
 
   constructor(name: string, args: AttestationsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workbench:attest:Attestations", name, {}, opts);
-    const error = (e: unknown) => new pulumi.ResourceError(`Attestations "${name}": ${e instanceof Error ? e.message : String(e)}`, this);
-    const check = (ref: string) => {
-      try {
-        return requireDigestRef(ref, "cosign attests");
-      } catch (e) {
-        throw error(e);
-      }
-    };
-    if (typeof args.ref === "string") check(args.ref);
-    const dir = args.outputDir.replace(/\/+$/, "");
-    if (dir === "" || dir.startsWith("/") || dir.split("/").includes("..")) {
-      throw error(`args.outputDir must be a folder relative to the project root, inside it, got ${JSON.stringify(args.outputDir)}.`);
-    }
-    const ref = asOutput(args.ref);
-    const digest = ref.apply((r) => check(r).digest);
+    const { error, check, dir, ref, digest } = attestationTarget("Attestations", name, this, args.ref, args.outputDir);
     const file = (suffix: string) => digest.apply((d) => `${dir}/sha256-${digestHex(d)}.${suffix}`);
     this.sbomFile = file("cdx.json");
     this.provenanceFile = file("provenance.json");
@@ -150,4 +136,27 @@ export class Attestations extends pulumi.ComponentResource {
     this.attestedRef = after(after(ref, this.sbom.id), this.provenance.id);
     this.registerOutputs({ attestedRef: this.attestedRef, sbomFile: this.sbomFile, provenanceFile: this.provenanceFile });
   }
+}
+
+/**
+ * What every attestation component starts from: errors naming the component, the output folder checked to be a
+ * relative folder inside the project, and the image's ref and digest, a tag refused (at registration when the ref is
+ * a plain string, else when it resolves).
+ */
+export function attestationTarget(kind: string, name: string, owner: pulumi.Resource, input: pulumi.Input<string>, outputDir: string) {
+  const error = (e: unknown) => new pulumi.ResourceError(`${kind} "${name}": ${e instanceof Error ? e.message : String(e)}`, owner);
+  const check = (ref: string) => {
+    try {
+      return requireDigestRef(ref, "cosign attests");
+    } catch (e) {
+      throw error(e);
+    }
+  };
+  if (typeof input === "string") check(input);
+  const dir = outputDir.replace(/\/+$/, "");
+  if (dir === "" || dir.startsWith("/") || dir.split("/").includes("..")) {
+    throw error(`args.outputDir must be a folder relative to the project root, inside it, got ${JSON.stringify(outputDir)}.`);
+  }
+  const ref = asOutput(input);
+  return { error, check, dir, ref, digest: ref.apply((r) => check(r).digest) };
 }

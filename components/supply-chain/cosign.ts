@@ -142,13 +142,19 @@ export interface CosignAttestOptions {
   ref: string;
   /** `awskms:///arn:…` (SigningKey.cosignKeyRef). */
   keyRef: string;
-  type: AttestationType;
+  /**
+   * A predicate type keyword of cosign's, or a predicate type URI of our own (cosign uses a non-keyword `--type`
+   * verbatim once it parses as a URI: options/predicate.go ParsePredicateType).
+   */
+  type: AttestationType | { uri: string };
   /** The predicate file, relative to the directory the command runs in. */
   predicate: string;
   /** Upload to the public Rekor log (signing.tlogUpload), as the signature. */
   tlogUpload: boolean;
   /** @default true (see CosignSignOptions.registryAuth) */
   registryAuth?: boolean;
+  /** signing.cosignVersion: refuse to run with another cosign (cosignVersionGuard). @default no check */
+  cosignVersion?: string;
 }
 
 /**
@@ -160,22 +166,23 @@ export interface CosignAttestOptions {
 export function cosignAttestCommand(options: CosignAttestOptions): string {
   requireDigestRef(options.ref, "cosign attests");
   requireKeyRef(options.keyRef);
-  if (!(options.type in ATTESTATION_PREDICATE_TYPES)) {
-    throw new Error(`args.type must be one of ${Object.keys(ATTESTATION_PREDICATE_TYPES).join(", ")}, got ${JSON.stringify(options.type)}.`);
+  const type = options.type;
+  if (typeof type === "string" ? !(type in ATTESTATION_PREDICATE_TYPES) : !/^https:\/\/[^\s'"]+$/.test(type.uri)) {
+    throw new Error(`args.type must be one of ${Object.keys(ATTESTATION_PREDICATE_TYPES).join(", ")} or an https predicate type URI, got ${JSON.stringify(type)}.`);
   }
   if (options.predicate.trim() === "") throw new Error('args.predicate must name the predicate file, got "".');
   const auth =
     (options.registryAuth ?? true)
       ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
       : [];
-  return [
+  const attest = [
     "cosign",
     "attest",
     "--yes",
     "--key",
     shellQuote(options.keyRef),
     "--type",
-    options.type,
+    typeof type === "string" ? type : shellQuote(type.uri),
     "--predicate",
     shellQuote(options.predicate),
     "--replace",
@@ -183,6 +190,7 @@ export function cosignAttestCommand(options: CosignAttestOptions): string {
     ...auth,
     options.ref,
   ].join(" ");
+  return options.cosignVersion !== undefined ? `${cosignVersionGuard(options.cosignVersion)} && ${attest}` : attest;
 }
 
 /** `cosign verify-attestation` for users and runbooks: the attestation of one type, by the same key, on the digest. */

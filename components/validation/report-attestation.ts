@@ -4,7 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { digestHex, requireDigestRef } from "../../lib/image-ref";
 import type { RegistryCredentials } from "../../lib/registry";
 import { shellQuote } from "../../lib/shell";
-import { cosignVersionGuard, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "../supply-chain/cosign";
+import { attestationTarget } from "../supply-chain/attestations";
+import { cosignAttestCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "../supply-chain/cosign";
 import { GPU_VALIDATION_PREDICATE_TYPE, type PoolReport, validationPredicate } from "./validation-report";
 
 export interface ReportAttestCommandOptions {
@@ -23,10 +24,9 @@ export interface ReportAttestCommandOptions {
 }
 
 /**
- * `cosign attest` of the GPU validation predicate to one digest, with the stack's KMS key. The same flags as
- * components/supply-chain/cosign.ts cosignAttestCommand (cosign v2.5.3), with the predicate type given as a URI, which
- * that builder does not take: cosign uses a non-keyword `--type` verbatim once it parses as a URI. `--replace` keeps
- * one validation attestation per digest: a re-validation replaces the last one instead of piling up.
+ * `cosign attest` of the GPU validation predicate to one digest, with the stack's KMS key: cosignAttestCommand with
+ * our predicate type URI. `--replace` keeps one validation attestation per digest: a re-validation replaces the last
+ * one instead of piling up.
  */
 export function reportAttestCommand(options: ReportAttestCommandOptions): string {
   requireDigestRef(options.ref, "cosign attests");
@@ -37,27 +37,7 @@ export function reportAttestCommand(options: ReportAttestCommandOptions): string
         "Pass the SigningKey's cosignKeyRef.",
     );
   }
-  if (options.predicate.trim() === "") throw new Error('args.predicate must name the predicate file, got "".');
-  const auth =
-    (options.registryAuth ?? true)
-      ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
-      : [];
-  const attest = [
-    "cosign",
-    "attest",
-    "--yes",
-    "--key",
-    shellQuote(options.keyRef),
-    "--type",
-    shellQuote(GPU_VALIDATION_PREDICATE_TYPE),
-    "--predicate",
-    shellQuote(options.predicate),
-    "--replace",
-    `--tlog-upload=${options.tlogUpload}`,
-    ...auth,
-    options.ref,
-  ].join(" ");
-  return options.cosignVersion !== undefined ? `${cosignVersionGuard(options.cosignVersion)} && ${attest}` : attest;
+  return cosignAttestCommand({ ...options, type: { uri: GPU_VALIDATION_PREDICATE_TYPE } });
 }
 
 /** `cosign verify-attestation` of the GPU validation attestation, for users, auditors and runbooks. */
@@ -112,22 +92,8 @@ export class ReportAttestation extends pulumi.ComponentResource {
 
   constructor(name: string, args: ReportAttestationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workbench:validation:ReportAttestation", name, {}, opts);
-    const error = (e: unknown) => new pulumi.ResourceError(`ReportAttestation "${name}": ${e instanceof Error ? e.message : String(e)}`, this);
-    const check = (ref: string) => {
-      try {
-        return requireDigestRef(ref, "cosign attests");
-      } catch (e) {
-        throw error(e);
-      }
-    };
-    if (typeof args.ref === "string") check(args.ref);
-    const dir = args.outputDir.replace(/\/+$/, "");
-    if (dir === "" || dir.startsWith("/") || dir.split("/").includes("..")) {
-      throw error(`args.outputDir must be a folder relative to the project root, inside it, got ${JSON.stringify(args.outputDir)}.`);
-    }
+    const { error, check, dir, ref, digest } = attestationTarget("ReportAttestation", name, this, args.ref, args.outputDir);
     if (args.reports.length === 0) throw error("args.reports is empty: attest only an image that some Job validated.");
-    const ref = pulumi.output(args.ref);
-    const digest = ref.apply((r) => check(r).digest);
     this.predicateFile = digest.apply((d) => `${dir}/sha256-${digestHex(d)}.gpu-validation.json`);
     this.signed = args.signing !== undefined;
     const signing = args.signing;

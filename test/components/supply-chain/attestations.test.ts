@@ -66,7 +66,7 @@ describe("cosign attest command lines", () => {
       'args.keyRef must be an AWS KMS key reference cosign accepts (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got "alias/x".',
     );
     expect(() => cosignAttestCommand({ ref: REF, keyRef: KEY_REF, type: "spdx" as "cyclonedx", predicate: "f", tlogUpload: false })).toThrow(
-      'args.type must be one of cyclonedx, slsaprovenance1, got "spdx".',
+      'args.type must be one of cyclonedx, slsaprovenance1 or an https predicate type URI, got "spdx".',
     );
     expect(() => cosignAttestCommand({ ref: REF, keyRef: KEY_REF, type: "cyclonedx", predicate: " ", tlogUpload: false })).toThrow(
       'args.predicate must name the predicate file, got "".',
