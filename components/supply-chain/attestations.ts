@@ -24,7 +24,7 @@ export interface AttestationsArgs {
    * Attach both files to the digest as attestations signed with this key. @default none: the files are written and
    * kept, and nothing is attested (a stack without a signing key: local)
    */
-  signing?: { keyRef: pulumi.Input<string>; tlogUpload: boolean };
+  signing?: { keyRef: pulumi.Input<string>; tlogUpload: boolean; cosignVersion?: string };
   /** Registry credentials for trivy (pull) and cosign (push); the password must be a Pulumi secret. @default their own keychains */
   credentials?: Pick<RegistryCredentials, "username" | "password">;
 }
@@ -65,7 +65,17 @@ export class Attestations extends pulumi.ComponentResource {
     const attest = (r: string, k: string | undefined, type: "cyclonedx" | "slsaprovenance1", predicate: string): string[] => {
       if (signing === undefined || k === undefined) return [];
       try {
-        return [cosignAttestCommand({ ref: r, keyRef: k, type, predicate, tlogUpload: signing.tlogUpload, registryAuth: args.credentials !== undefined })];
+        return [
+          cosignAttestCommand({
+            ref: r,
+            keyRef: k,
+            type,
+            predicate,
+            tlogUpload: signing.tlogUpload,
+            registryAuth: args.credentials !== undefined,
+            ...(signing.cosignVersion !== undefined ? { cosignVersion: signing.cosignVersion } : {}),
+          }),
+        ];
       } catch (e) {
         throw error(e);
       }

@@ -4,13 +4,15 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { RULES } from "../../policy/rules";
 import { withPinnedHubImages } from "../support/chart-pins";
-import { byName, byType, planConfig, planStackFile, ROOT, transitiveDependencies } from "../support/harness";
+import { byName, byType, planConfig, ROOT, sharedPlans, transitiveDependencies } from "../support/harness";
 
 const HEX = /@sha256:[0-9a-f]{64}$/;
+// Each stack file is planned once for this file; the tests only read the plans (planConfig plans afresh).
+const plans = sharedPlans();
 
 describe("dev: image → scan → sign → admission → validation → hub → release tag", () => {
   it("scans then signs every image by digest, and only signed refs reach Kubernetes", async () => {
-    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const plan = await plans("dev", "Pulumi.dev.yaml");
     const images = byType(plan, "docker-build:index:Image").map((r) => r.name.replace(/-image$/, ""));
     expect(images).toHaveLength(13);
     for (const name of images) {
@@ -19,7 +21,8 @@ describe("dev: image → scan → sign → admission → validation → hub → 
       expect(scan.dependencies).toContain(byName(plan, `${name}-image`).urn);
       expect(sign.dependencies).toContain(scan.urn);
       expect(String(sign.inputs["create"])).toMatch(/ \S+@sha256:[0-9a-f]{64}$/);
-      // signing.cosignVersion (default v2.5.3, .github/tool-versions.env) is enforced by every sign command.
+      // signing.cosignVersion (default v2.5.3, .github/tool-versions.env) is enforced by every sign and attest command.
+      for (const step of ["sbom", "provenance"]) expect(String(byName(plan, `${name}-attest-${step}`).inputs["create"])).toContain("cosign version --json 2>/dev/null | grep -Eq '\"gitVersion\": *\"v2\\.5\\.3\"' || ");
       expect(String(sign.inputs["create"])).toMatch(/^cosign version --json 2>\/dev\/null \| grep -Eq '"gitVersion": \*"v2\\\.5\\\.3"' \|\| /);
       expect((sign.inputs["environment"] as Record<string, string>)["REGISTRY_PASSWORD"]).toBe("[secret]");
     }
@@ -33,7 +36,7 @@ describe("dev: image → scan → sign → admission → validation → hub → 
   });
 
   it("lets prod's account pull (never push) and tags published digests release-* after the hub release", async () => {
-    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const plan = await plans("dev", "Pulumi.dev.yaml");
     const policies = byType(plan, "aws:ecr/repositoryPolicy:RepositoryPolicy");
     expect(policies).toHaveLength(13);
     expect(JSON.parse(String(policies[0]!.inputs["policy"]))).toEqual({
@@ -65,7 +68,7 @@ describe("dev: image → scan → sign → admission → validation → hub → 
 
 describe("run-time gates (issue #14)", () => {
   it("runs each tier's notebooks after its gates, and every image's size check and smoke test before it is validated or published", async () => {
-    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const plan = await plans("dev", "Pulumi.dev.yaml");
     const jobs = byType(plan, "kubernetes:batch/v1:Job");
     const tiers = ["tier1", "tier2", "tier3"];
     expect(jobs.filter((j) => j.name.endsWith("-runtime-notebooks-job")).map((j) => j.name)).toEqual(tiers.map((t) => `notebook-validator-${t}-runtime-notebooks-job`));
@@ -95,7 +98,7 @@ describe("run-time gates (issue #14)", () => {
 
 describe("what a per-user image is built on (issue #11)", () => {
   it("builds the dev user's layer only on its base's digest after the base's scan, signature and every validation Job", async () => {
-    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const plan = await plans("dev", "Pulumi.dev.yaml");
     const user = "user-h-baker-at-hertie-school-lan-thesis";
     const upstream = transitiveDependencies(plan, byName(plan, `${user}-image`).urn);
     const baseJobs = byType(plan, "kubernetes:batch/v1:Job").filter((j) => j.name.startsWith("gpu-validation-jupyter-ml-gpu-"));
@@ -143,7 +146,7 @@ describe("a secret set with --secret --path inside jupyterhub (issue #13)", () =
 
 describe("removing a variant or a user from configuration (issue #11)", () => {
   it("leaves its ECR repository and images in AWS unless registry.forceDelete says otherwise", async () => {
-    const dev = await planStackFile("dev", "Pulumi.dev.yaml");
+    const dev = await plans("dev", "Pulumi.dev.yaml");
     const repositories = byType(dev, "aws:ecr/repository:Repository");
     expect(repositories).toHaveLength(13);
     for (const r of repositories) {
@@ -161,9 +164,9 @@ describe("removing a variant or a user from configuration (issue #11)", () => {
 
 describe("no hub that would serve the chart's sample image (issue #11)", () => {
   it("prod before its first promotion deploys no JupyterHub; with one, singleuser.image is that signed digest", async () => {
-    const empty = await planStackFile("prod", "Pulumi.prod.yaml");
+    const empty = await plans("prod", "Pulumi.prod.yaml");
     expect(empty.resources.filter((r) => r.name.startsWith("jupyterhub-"))).toEqual([]);
-    const dev = await planStackFile("dev", "Pulumi.dev.yaml");
+    const dev = await plans("dev", "Pulumi.dev.yaml");
     const values = byName(dev, "jupyterhub-release").inputs["values"] as { singleuser: { image: { name: string; tag: string } } };
     expect(values.singleuser.image.name).toBe("111122223333.dkr.ecr.us-east-1.amazonaws.com/workbench/jupyter-ml-cpu");
     expect(values.singleuser.image.tag).toMatch(/^build-[0-9a-f]{20}@sha256:[0-9a-f]{64}$/);
@@ -200,7 +203,7 @@ describe("prod: promotes, never builds", () => {
 
 describe("local: no cloud", () => {
   it("runs its own registry on 127.0.0.1, validates in CPU mode and signs nothing", async () => {
-    const plan = await planStackFile("local", "Pulumi.local.yaml");
+    const plan = await plans("local", "Pulumi.local.yaml");
     expect(plan.resources.filter((r) => r.type.startsWith("aws:") || r.type === "pulumi:providers:aws")).toEqual([]);
     const container = byType(plan, "docker:index/container:Container")[0]!;
     expect(container.inputs["ports"]).toEqual([{ external: 5001, internal: 5000, ip: "127.0.0.1", protocol: "tcp" }]);
@@ -227,7 +230,7 @@ describe("local: no cloud", () => {
 
 describe("every stack passes the policy pack", () => {
   it.each(["local", "dev", "prod"])("%s: no rule reports a violation on any planned resource", async (stack) => {
-    const plan = await planStackFile(stack, `Pulumi.${stack}.yaml`);
+    const plan = await plans(stack, `Pulumi.${stack}.yaml`);
     const violations = plan.resources.flatMap((r) => RULES.flatMap((rule) => rule.check(r.type, r.inputs).map((v) => `${rule.name} ${r.name}: ${v}`)));
     expect(violations).toEqual([]);
     // The rules do see what they check: the dev plan has ECR repositories, Jobs and Helm releases.
@@ -242,7 +245,7 @@ describe("every stack passes the policy pack", () => {
 
 describe("pre-pulling (issue #6)", () => {
   it("pulls CPU images with the chart's puller and GPU images only on the pools they were validated on", async () => {
-    const plan = await planStackFile("dev", "Pulumi.dev.yaml");
+    const plan = await plans("dev", "Pulumi.dev.yaml");
     const values = byName(plan, "jupyterhub-release").inputs["values"] as { prePuller: { hook: unknown; continuous: unknown; extraImages: Record<string, { name: string; tag: string }> } };
     expect(values.prePuller.hook).toEqual({ enabled: false });
     expect(values.prePuller.continuous).toEqual({ enabled: true });
