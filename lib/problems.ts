@@ -15,6 +15,20 @@ export interface Problem {
   received?: string;
 }
 
+/** Prefix of an unrecognized-keys message that carries one sentence per key as a JSON array (see perKeyMessages). */
+export const PER_KEY_MARKER = "\u0000per-key:";
+
+/** The per-key sentences of an unrecognized-keys issue written by strictObject, or undefined for any other message. */
+export function perKeyMessages(message: string): string[] | undefined {
+  if (!message.startsWith(PER_KEY_MARKER)) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(message.slice(PER_KEY_MARKER.length));
+    return Array.isArray(parsed) ? parsed.map(String) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Paths whose values are secrets: problems there never echo the value. */
 export type SecretPathTest = (path: readonly PropertyKey[]) => boolean;
 
@@ -114,7 +128,7 @@ export function zodProblems(
       case "unrecognized_keys": {
         // The object-level error callback (strictObject below) already wrote one sentence per key with its
         // "did you mean"; split them so each unknown key is its own line at its own path.
-        const perKey = issue.message.split("\n");
+        const perKey = perKeyMessages(issue.message) ?? [];
         issue.keys.forEach((key, i) => {
           const value = (input as Record<string, unknown> | undefined)?.[key];
           problems.push({

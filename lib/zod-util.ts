@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DIGEST_DESCRIPTION, DIGEST_PATTERN } from "./image-ref";
-import { didYouMean } from "./problems";
+import { didYouMean, PER_KEY_MARKER } from "./problems";
 
 /**
  * A strict object whose unknown keys are reported one per line with a "did you mean" drawn from this object's own
@@ -11,9 +11,8 @@ export function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
   return z.strictObject(shape, {
     error: (issue) => {
       if (issue.code !== "unrecognized_keys") return undefined;
-      return issue.keys
-        .map((key) => `unknown key "${key}".${didYouMean(key, known) || ` Known keys here: ${known.join(", ")}.`}`)
-        .join("\n");
+      // One sentence per key, JSON-encoded: a key may itself contain a newline (zodProblems splits them again).
+      return PER_KEY_MARKER + JSON.stringify(issue.keys.map((key) => `unknown key ${JSON.stringify(key)}.${didYouMean(key, known) || ` Known keys here: ${known.join(", ")}.`}`));
     },
   });
 }

@@ -216,6 +216,13 @@ describe("what used to fail late or crash", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it("explains every unknown key, even one holding a newline or NUL (found by the property test, seed 88217349)", () => {
+    expect(lines("dev", { ...DEV, users: [{ ...USER, "a\nb": 1, "\u0000": 0 }] })).toEqual([
+      '  - workbench-images:users[0]["a\\nb"]: unknown key "a\\nb". Known keys here: login, hubUsername, uid, gid, project, baseVariant, sudo. Remove it or correct the spelling. (got 1)',
+      '  - workbench-images:users[0]["\\u0000"]: unknown key "\\u0000". Known keys here: login, hubUsername, uid, gid, project, baseVariant, sudo. Remove it or correct the spelling. (got 0)',
+    ]);
+  });
+
   it("reports stack-file and catalog problems in one run, with control characters escaped", () => {
     const dir = project();
     fs.writeFileSync(path.join(dir, "images", "catalog.yaml"), "variants:\n  - name: Bad Name\n");

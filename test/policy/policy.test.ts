@@ -1,13 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import * as path from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import { unknownCheckingProxy, UnknownValueError } from "@pulumi/policy";
-import * as analyzerGrpc from "@pulumi/pulumi/proto/analyzer_grpc_pb";
-import * as analyzerPb from "@pulumi/pulumi/proto/analyzer_pb";
-import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
-import { Empty } from "google-protobuf/google/protobuf/empty_pb";
-import { Struct } from "google-protobuf/google/protobuf/struct_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MUTABLE_TAG_FILTERS } from "../../components/registry/ecr";
 import { plainProps, policies, validateWith } from "../../policy/policies";
 import {
@@ -26,59 +18,28 @@ import {
   show,
   UNKNOWN_VALUES,
 } from "../../policy/rules";
-import { PROJECT_ROOT } from "../../lib/paths";
+import {
+  BACKOFF_TAIL,
+  CHART,
+  DEADLINE_TAIL,
+  DIGEST,
+  ECR,
+  ecrRepository,
+  FILTER_TAIL,
+  HEX,
+  KMS_FIX,
+  MUTABILITY_FIX,
+  OBJECT_PIN_FIX,
+  PIN_FIX,
+  PINNED,
+  podSpec,
+  RELEASE,
+  SECRET_TAIL,
+  UNKNOWN,
+} from "./policy-cases";
 
-// Never imported here: policy/index.ts, whose `new PolicyPack(...)` starts a gRPC server (the last describe runs it
+// Never imported here: policy/index.ts, whose `new PolicyPack(...)` starts a gRPC server (policy.real.test.ts runs it
 // in a child process, as the Pulumi CLI does).
-
-const ECR = "aws:ecr/repository:Repository";
-const RELEASE = "kubernetes:helm.sh/v3:Release";
-const CHART = "kubernetes:helm.sh/v4:Chart";
-const HEX = "0123456789abcdef".repeat(4);
-const DIGEST = `sha256:${HEX}`;
-const PINNED = `123456789012.dkr.ecr.us-east-1.amazonaws.com/workbench/pytorch@${DIGEST}`;
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-const MUTABILITY_FIX =
-  'set imageTagMutability to "IMMUTABLE", or to "IMMUTABLE_WITH_EXCLUSION" with WILDCARD exclusion filters drawn ' +
-  "only from sha256-*, *.sig, *.att, *.sbom, buildcache, buildcache-*, buildcache*";
-const FILTER_TAIL =
-  "only signature and build-cache tags may stay mutable, as WILDCARD filters sha256-*, *.sig, *.att, *.sbom, " +
-  "buildcache, buildcache-*, buildcache*; remove this filter";
-const KMS_FIX = 'set encryptionConfigurations: [{encryptionType: "KMS", kmsKey: <KMS key ARN>}]';
-const PIN_FIX = "not pinned by digest; use <repository>[:<tag>]@sha256:<64 lowercase hex>, the digest that was pushed, scanned and signed";
-const OBJECT_PIN_FIX =
-  'not pinned by digest; put the digest in tag as "<tag>@sha256:<64 lowercase hex>" (zero-to-jupyterhub renders ' +
-  'name:tag), or set digest: "sha256:<64 lowercase hex>" where the chart has a digest field';
-const BACKOFF_TAIL =
-  "expected a non-negative integer: set it so a failing pod is retried a bounded number of times (Kubernetes " +
-  "defaults to 6 retries)";
-const DEADLINE_TAIL =
-  "expected a positive integer (seconds): set it so a hung Job cannot hold its node forever (Kubernetes sets no " +
-  "deadline by default)";
-const SECRET_TAIL =
-  "holds a non-empty plain string: Helm keeps values in its release record and prints them with helm get values; " +
-  "reference a Kubernetes Secret instead (e.g. hub.existingSecret, or an env entry with valueFrom.secretKeyRef), " +
-  "or leave it empty where the chart generates one";
-
-/** What the program registers for each image variant's repository (components' RegistryRepository). */
-function ecrRepository(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    name: "workbench/pytorch",
-    imageTagMutability: "IMMUTABLE_WITH_EXCLUSION",
-    imageTagMutabilityExclusionFilters: [
-      { filterType: "WILDCARD", filter: "sha256-*" },
-      { filterType: "WILDCARD", filter: "buildcache*" },
-    ],
-    imageScanningConfiguration: { scanOnPush: true },
-    encryptionConfigurations: [{ encryptionType: "KMS", kmsKey: "arn:aws:kms:us-east-1:123456789012:key/abcd" }],
-    ...overrides,
-  };
-}
-
-function podSpec(...images: (string | undefined)[]): Record<string, unknown> {
-  return { containers: images.map((image, i) => ({ name: `c${i}`, ...(image === undefined ? {} : { image }) })) };
-}
 
 describe("helpers", () => {
   it("formats value paths with brackets for indexes and non-identifier keys", () => {
@@ -520,120 +481,5 @@ describe(POLICY_NAMES.helmNoPlaintextSecrets, () => {
   it("ignores resources that are not Helm releases or charts", () => {
     expect(checkHelmValuesNoPlaintextSecrets("kubernetes:core/v1:ConfigMap", { values: { password: "x" } })).toEqual([]);
     expect(checkHelmValuesNoPlaintextSecrets(RELEASE, {})).toEqual([]);
-  });
-});
-
-/**
- * The pack as `pulumi preview --policy-pack policy` runs it: the CLI starts @pulumi/pulumi's run-policy-pack in
- * policy/ (ts-node compiling index.ts), reads the port it prints, and calls the Analyzer gRPC service with each
- * resource's inputs marshalled as the engine does (secrets with their signature, unknowns as sentinels).
- */
-describe("the pack over gRPC, as the Pulumi CLI runs it", () => {
-  const policyDir = path.resolve(PROJECT_ROOT, "policy");
-  let child: ChildProcess | undefined;
-  let client: analyzerGrpc.AnalyzerClient;
-
-  beforeAll(async () => {
-    const runner = require.resolve("@pulumi/pulumi/cmd/run-policy-pack", { paths: [policyDir] });
-    const proc = spawn(process.execPath, [runner, "127.0.0.1:1", "."], { cwd: policyDir, stdio: ["ignore", "pipe", "pipe"] });
-    child = proc;
-    const port = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      let err = "";
-      proc.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split("\n")[0]?.trim() ?? "";
-        if (/^\d+$/.test(line) && out.includes("\n")) resolve(line);
-      });
-      proc.stderr?.on("data", (chunk: Buffer) => (err += chunk.toString()));
-      proc.on("exit", (code) => reject(new Error(`policy pack exited with ${code}: ${err}${out}`)));
-    });
-    client = new analyzerGrpc.AnalyzerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  });
-
-  afterAll(() => {
-    client?.close();
-    child?.kill();
-  });
-
-  function analyze(type: string, props: Record<string, unknown>): Promise<[string, string][]> {
-    const request = new analyzerPb.AnalyzeRequest();
-    request.setType(type);
-    request.setUrn(`urn:pulumi:dev::workbench-images::${type}::r`);
-    request.setName("r");
-    // The engine always sends resource options; @pulumi/policy refuses a request without them (an old CLI).
-    request.setOptions(new analyzerPb.AnalyzerResourceOptions());
-    request.setProperties(Struct.fromJavaScript(props as Parameters<typeof Struct.fromJavaScript>[0]));
-    return new Promise((resolve, reject) =>
-      client.analyze(request, (error, response) => {
-        if (error !== null) return reject(error);
-        resolve(
-          response.getDiagnosticsList().map((d) => {
-            const level = d.getEnforcementlevel() === analyzerPb.EnforcementLevel.MANDATORY ? "mandatory" : `level ${d.getEnforcementlevel()}`;
-            return [`${d.getPolicyname()} (${level})`, d.getMessage()];
-          }),
-        );
-      }),
-    );
-  }
-
-  it("serves the seven mandatory policies under the pack name workbench-images", async () => {
-    const info = await new Promise<analyzerPb.AnalyzerInfo>((resolve, reject) =>
-      client.getAnalyzerInfo(new Empty(), (error, response) => (error !== null ? reject(error) : resolve(response))),
-    );
-    expect(info.getName()).toBe("workbench-images");
-    expect(info.getVersion()).toBe("0.1.0");
-    expect(info.getPoliciesList().map((p) => [p.getName(), p.getEnforcementlevel()])).toEqual(
-      Object.values(POLICY_NAMES).map((name) => [name, analyzerPb.EnforcementLevel.MANDATORY]),
-    );
-  });
-
-  it("reports each message as one mandatory violation, prefixed by the policy description", async () => {
-    const diagnostics = await analyze(ECR, ecrRepository({ imageTagMutability: "MUTABLE", imageScanningConfiguration: { scanOnPush: false } }));
-    expect(diagnostics).toEqual([
-      [
-        "ecr-immutable-tags (mandatory)",
-        "ECR repositories have immutable tags; only signature (sha256-*, *.sig, *.att, *.sbom) and build-cache " +
-          `(buildcache*) tags may be excluded.\nimageTagMutability is "MUTABLE": a pushed tag can be moved to another image; ${MUTABILITY_FIX}`,
-      ],
-      [
-        "ecr-scan-on-push (mandatory)",
-        "ECR repositories scan every image on push.\nimageScanningConfiguration.scanOnPush is false: ECR then does not " +
-          "scan pushed images and the scan gate has no findings to read; set imageScanningConfiguration: {scanOnPush: true}",
-      ],
-    ]);
-    expect(await analyze(ECR, ecrRepository())).toEqual([]);
-  });
-
-  it("sees a Pulumi secret in Helm values as its plain value, and skips preview unknowns without an advisory", async () => {
-    const values = {
-      hub: { cookieSecret: { [specialSigKey]: specialSecretSig, value: "from-pulumi-config" } },
-      singleuser: { image: { name: "repo", tag: UNKNOWN }, profileList: [{ kubespawner_override: { image: "repo:latest" } }] },
-    };
-    expect(await analyze(RELEASE, { chart: "jupyterhub", values })).toEqual([
-      [
-        "helm-values-images-pinned-by-digest (mandatory)",
-        `Every image reference set in Helm values is pinned by @sha256 digest.\nvalues.singleuser.profileList[0].kubespawner_override.image is "repo:latest": ${PIN_FIX}`,
-      ],
-      [
-        "helm-values-no-plaintext-secrets (mandatory)",
-        `Helm values carry no secret values; secrets are referenced from Kubernetes Secrets.\nvalues.hub.cookieSecret ${SECRET_TAIL}`,
-      ],
-    ]);
-  });
-
-  it("checks a Job's pod images and bounds together", async () => {
-    const job = { apiVersion: "batch/v1", kind: "Job", spec: { backoffLimit: 0, template: { spec: podSpec(UNKNOWN, "nvidia/cuda:12.4.1-base") } } };
-    expect(await analyze("kubernetes:batch/v1:Job", job)).toEqual([
-      [
-        "workload-images-pinned-by-digest (mandatory)",
-        "Every container, init container and ephemeral container image in a Kubernetes workload is pinned by @sha256 " +
-          `digest.\nspec.template.spec.containers[1].image (container "c1") is "nvidia/cuda:12.4.1-base": ${PIN_FIX}`,
-      ],
-      [
-        "job-backoff-limit-and-deadline (mandatory)",
-        `Jobs (and CronJob job templates) set backoffLimit and activeDeadlineSeconds.\nspec.activeDeadlineSeconds is missing, ${DEADLINE_TAIL}`,
-      ],
-    ]);
   });
 });

@@ -3,14 +3,16 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { clearContextCache } from "../../components/build/content-hash";
 import { diffPlans, planToJson } from "../../scripts/lib/plan-format";
-import { byName, byType, MINI_STACK, planConfig, planStackFile, ROOT, transitiveDependencies } from "../support/harness";
+import { byName, byType, MINI_STACK, planConfig, planStackFile, ROOT, sharedPlans, transitiveDependencies } from "../support/harness";
 import { parse } from "yaml";
 
 const ACCOUNT_URL = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
+// The mini stack is planned once for the tests that only read it; determinism and re-tagging plan afresh.
+const plans = sharedPlans();
 
 describe("the program under mocks (mini fixture)", () => {
   it("registers one repository and one image per variant and user, each image depending on its repository", async () => {
-    const plan = await planStackFile("test", MINI_STACK);
+    const plan = await plans("test", MINI_STACK);
     const repos = byType(plan, "aws:ecr/repository:Repository").map((r) => r.inputs["name"]).sort();
     expect(repos).toEqual(["wb-1722830498/thesis", "wb/app-cpu", "wb/app-gpu"].sort());
     const images = byType(plan, "docker-build:index:Image");
@@ -23,7 +25,7 @@ describe("the program under mocks (mini fixture)", () => {
   });
 
   it("creates ECR repositories immutable with signature and cache exclusions, scanned and KMS-encrypted", async () => {
-    const plan = await planStackFile("test", MINI_STACK);
+    const plan = await plans("test", MINI_STACK);
     const repo = byName(plan, "app-cpu-repository-ecr");
     expect(repo.inputs).toEqual({
       encryptionConfigurations: [{ encryptionType: "KMS" }],
@@ -40,7 +42,7 @@ describe("the program under mocks (mini fixture)", () => {
   });
 
   it("builds with the catalog's target, platforms, build args, OCI labels and the ECR registry cache", async () => {
-    const plan = await planStackFile("test", MINI_STACK);
+    const plan = await plans("test", MINI_STACK);
     const image = byName(plan, "app-cpu-image");
     const tag = (image.inputs["tags"] as string[])[0]!;
     expect(tag).toMatch(new RegExp(`^${ACCOUNT_URL}/wb/app-cpu:build-[0-9a-f]{20}$`));
@@ -69,7 +71,7 @@ describe("the program under mocks (mini fixture)", () => {
   });
 
   it("builds the per-user layer over the base variant's digest with the sanitized user baked in", async () => {
-    const plan = await planStackFile("test", MINI_STACK);
+    const plan = await plans("test", MINI_STACK);
     const base = plan.outputs["images"] as Record<string, { imageRef: string }>;
     const image = byName(plan, "user-h-baker-at-hertie-school-lan-thesis-image");
     expect(image.inputs["buildArgs"]).toEqual({
@@ -83,7 +85,7 @@ describe("the program under mocks (mini fixture)", () => {
   });
 
   it("exports every image pinned by digest and never a secret", async () => {
-    const plan = await planStackFile("test", MINI_STACK);
+    const plan = await plans("test", MINI_STACK);
     const images = plan.outputs["images"] as Record<string, { imageRef: string; digest: string }>;
     for (const img of Object.values(images)) expect(img.imageRef).toBe(`${img.imageRef.split("@")[0]}@${img.digest}`);
     expect(JSON.stringify(plan)).not.toContain("mock-ecr-password");

@@ -1,7 +1,7 @@
 /**
- * plan:diff and bench as npm runs them (tsx in a child process): one run each, for what only a process shows (exit
- * status 2, the one line on stderr, nothing on stdout, no stack trace). Everything else is in-process in
- * cli-main.test.ts (issue #16).
+ * plan:diff and bench as npm runs them (node dist/scripts/<cli>.js in a child process, compiled by test/unit-setup.ts):
+ * one run each, for what only a process shows (exit status 2, the one line on stderr, nothing on stdout, no stack
+ * trace). Everything else is in-process in cli-main.test.ts (issue #16).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -10,12 +10,12 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ROOT } from "../support/harness";
 import { runCommand } from "../support/proc";
 
-const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+const DIST_SCRIPTS = path.join(ROOT, "dist", "scripts");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 async function cli(script: string, args: string[], cwd = ROOT) {
-  const r = await runCommand(TSX, [path.join(ROOT, "scripts", script), ...args], { cwd, timeoutMs: 60_000 });
+  const r = await runCommand(process.execPath, [path.join(DIST_SCRIPTS, script.replace(/\.ts$/, ".js")), ...args], { cwd, timeoutMs: 60_000 });
   return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -5,10 +5,11 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../support/harness";
 
-// The plan CLI as users and CI run it (npm run plan → tsx scripts/plan.ts), in its own process: two runs, for what
-// only a process shows (exit status, which stream gets what). Flags, files and messages: cli-main.test.ts, in-process.
+// The plan CLI as users and CI run it (npm run plan → node dist/scripts/plan.js, compiled by test/unit-setup.ts), in
+// its own process: two runs, for what only a process shows (exit status, which stream gets what). Flags, files and
+// messages: cli-main.test.ts, in-process.
 function plan(args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/plan.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, ["dist/scripts/plan.js", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

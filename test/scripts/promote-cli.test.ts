@@ -19,8 +19,9 @@ const USER_ID = "user-h-baker-at-hertie-school-lan-thesis";
 const digest = (id: string) => PLAN.validatedImages[id]!.digest;
 const hex = (c: string) => c.repeat(64);
 
-// `npm run promote` is `tsx scripts/promote.ts`; the tsx binary directly saves npx's second of start-up per run.
-const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+// `npm run promote` is `node dist/scripts/promote.js` (compiled by test/unit-setup.ts); run directly, without npm's
+// start-up.
+const PROMOTE = path.join(ROOT, "dist/scripts/promote.js");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
@@ -33,7 +34,7 @@ function stackFile(): string {
 }
 
 async function promote(args: string[]) {
-  const r = await runCommand(TSX, ["scripts/promote.ts", ...args], { cwd: ROOT, timeoutMs: 60_000 });
+  const r = await runCommand(process.execPath, [PROMOTE, ...args], { cwd: ROOT, timeoutMs: 60_000 });
   return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -23,6 +23,33 @@ export async function planStackFile(stack: string, stackFile: string): Promise<P
   return runPlan({ project, stack, config, secretKeys, program: await loadProgram() });
 }
 
+/**
+ * Plans of stack files shared by the tests of one file (issue #16: a dev plan takes about a second, and most tests only
+ * read it). Call it once at the top of a test file; each (stack, stack file) is planned at most once, on first use.
+ * The plan is deeply frozen, so a test that changed it would throw instead of handing its change to the next test.
+ * Tests about planning itself (determinism, what a change re-plans) keep planning afresh with planStackFile.
+ */
+export function sharedPlans(): (stack: string, stackFile: string) => Promise<Plan> {
+  const plans = new Map<string, Promise<Plan>>();
+  return (stack, stackFile) => {
+    const key = `${stack}\0${path.resolve(ROOT, stackFile)}`;
+    let plan = plans.get(key);
+    if (plan === undefined) {
+      plan = planStackFile(stack, stackFile).then(deepFreeze);
+      plans.set(key, plan);
+    }
+    return plan;
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 /** Plans a stack from a config object written as a stack file would hold it (keys with or without namespace). */
 export async function planConfig(stack: string, config: Record<string, unknown>): Promise<Plan> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-plan-"));
