@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { runPlan } from "./lib/plan-runtime";
 import { readStackConfig } from "./lib/stack-files";
 import { type Recording, replay, startRecording } from "./lib/replay";
-import { type CliIO, type CliProblem, internalLine, parseFlags, Refused, runCli } from "./lib/cli";
+import { type CliIO, type CliProblem, parseFlags, Refused, runCli, runAsScript } from "./lib/cli";
 import { PROJECT_ROOT } from "../lib/paths";
 
 /**
@@ -249,14 +249,4 @@ export function main(argv: readonly string[], io: CliIO, env: NodeJS.ProcessEnv 
   });
 }
 
-if (typeof module !== "undefined" && require.main === module) {
-  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`${internalLine(CLI, e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (typeof module !== "undefined" && require.main === module) runAsScript(CLI, main);

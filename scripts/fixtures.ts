@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROMOTION_FIXTURE, promotionFixtureText } from "./lib/promotion-fixture";
-import { type CliIO, internalLine, parseFlags, runCli } from "./lib/cli";
+import { type CliIO, parseFlags, runCli, runAsScript } from "./lib/cli";
 import { PROJECT_ROOT } from "../lib/paths";
 
 /** npm run fixtures: regenerates the test fixtures that are derived from the program (no flags). */
@@ -18,21 +18,11 @@ export interface FixturesIO extends CliIO {
 export function main(argv: readonly string[], io: FixturesIO): Promise<number> {
   return runCli(CLI, io, async () => {
     parseFlags(CLI, argv, {}, { help: HELP });
-    const program = io.program ?? (require(path.join(root, "index.ts")) as () => unknown);
+    const program = io.program ?? (require("../index") as () => unknown);
     fs.writeFileSync(path.join(root, PROMOTION_FIXTURE), await promotionFixtureText(root, program));
     io.stdout(`fixtures: wrote ${PROMOTION_FIXTURE}\n`);
     return 0;
   });
 }
 
-if (typeof module !== "undefined" && require.main === module) {
-  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`${internalLine(CLI, e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (typeof module !== "undefined" && require.main === module) runAsScript(CLI, main);

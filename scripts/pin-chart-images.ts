@@ -1,6 +1,6 @@
 import { CHART_IMAGES_FILE, pinChartImagesFile } from "../lib/chart-images";
 import { type DigestResolver, skopeoResolver, yamlFileProblem } from "./lib/pin-bases";
-import { type CliIO, display, escapeControls, internalLine, parseFlags, readInput, Refused, runCli } from "./lib/cli";
+import { type CliIO, display, escapeControls, parseFlags, readInput, Refused, runCli, runAsScript } from "./lib/cli";
 import { PROJECT_ROOT } from "../lib/paths";
 
 /**
@@ -41,14 +41,4 @@ export function main(argv: readonly string[], io: PinChartImagesIO): Promise<num
   });
 }
 
-if (typeof module !== "undefined" && require.main === module) {
-  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`${internalLine(CLI, e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (typeof module !== "undefined" && require.main === module) runAsScript(CLI, main);

@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { diffPlans, diffToMarkdown } from "./lib/plan-format";
 import type { Plan } from "./lib/plan-runtime";
-import { type CliIO, display, internalLine, parseFlags, readInput, Refused, runCli } from "./lib/cli";
+import { type CliIO, display, parseFlags, readInput, Refused, runCli, runAsScript } from "./lib/cli";
 
 /** npm run plan:diff -- <base.json> <head.json>: markdown for a pull-request comment on stdout. */
 const CLI = "plan:diff";
@@ -90,14 +90,4 @@ export function main(argv: readonly string[], io: CliIO): Promise<number> {
   return runCli(CLI, io, () => planDiff(argv, io));
 }
 
-if (typeof module !== "undefined" && require.main === module) {
-  main(process.argv.slice(2), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`${internalLine(CLI, e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (typeof module !== "undefined" && require.main === module) runAsScript(CLI, main);

@@ -267,3 +267,22 @@ export function unwritable(file: string): string | undefined {
 
 /** Pulumi's rule for a stack name (letters, digits, '-', '_', '.'), starting with a letter or digit: never a path. */
 export const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** The process's own stdout and stderr as a CliIO. */
+export const PROCESS_IO: CliIO = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) };
+
+/**
+ * Runs a CLI's `main` as the process: its exit code becomes the process's; anything it throws is one line
+ * (internalLine) and exit 1, never a stack trace.
+ */
+export function runAsScript(cli: string, main: (argv: readonly string[], io: CliIO) => Promise<number>): void {
+  main(process.argv.slice(2), PROCESS_IO).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${internalLine(cli, e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
