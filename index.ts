@@ -6,7 +6,7 @@ import { PromotedImage, ReleaseTag } from "./components/promotion";
 import { createProviders, type Providers } from "./components/providers";
 import { LocalRegistry } from "./components/registry";
 import { AdmissionPolicy, ecrRegistryHost, type GatedImage, gateImage, type ImageOrigin, imageReferencePatterns, readProgramBuilder, SigningKey, type StoredImage } from "./components/supply-chain";
-import { GpuValidationSuite, RuntimeGates, ValidationNamespace } from "./components/validation";
+import { GpuValidationSuite, RuntimeGates } from "./components/validation";
 import { type ImageSpec, loadStackConfig, type StackConfig, type StackOutputsInput } from "./config";
 import { PROJECT_ROOT } from "./lib/paths";
 
@@ -88,8 +88,10 @@ export = async function main(): Promise<StackOutputsInput> {
       ...(providers.credentials ? { credentials: providers.credentials } : {}),
     }, { providers: [providers.kubernetes] });
   };
+  // The first wave's suite always exists when there is any image: it owns the validation namespace (and the check
+  // ConfigMap), which CPU images' gates use too, so adding a stack's first GPU image never moves the namespace.
   const validate = (name: string, specs: ImageSpec[], continues?: GpuValidationSuite) =>
-    specs.some((s) => s.gpu)
+    specs.some((s) => s.gpu) || (continues === undefined && specs.length > 0)
       ? new GpuValidationSuite(name, {
           validation: cfg.validation,
           checksDir: path.join(cfg.projectRoot, "images", "checks"),
@@ -104,11 +106,7 @@ export = async function main(): Promise<StackOutputsInput> {
         }, { providers: [providers.kubernetes] })
       : undefined;
   const suites: GpuValidationSuite[] = [];
-  // The GPU suite owns the validation namespace; a stack without any GPU image gets it from ValidationNamespace.
-  let ownNamespace: ValidationNamespace | undefined;
-  const validationNamespace = (): pulumi.Input<string> =>
-    suites[0]?.namespace.metadata.name ??
-    (ownNamespace ??= new ValidationNamespace("validation-namespace", { name: cfg.validation.namespace }, { provider: providers.kubernetes })).name;
+  const validationNamespace = (): pulumi.Input<string> => suites[0]!.namespace.metadata.name;
   const passedRef = (id: string) => (cfg.images.find((s) => s.id === id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : runtime[id]?.checkedRef);
   const waves = [cfg.images.filter((s) => !builtOnSpec(s)), cfg.images.filter(builtOnSpec)];
   waves.forEach((wave, i) => {

@@ -7,6 +7,5 @@ export * from "./runtime-gates";
 export * from "./runtime-jobs";
 export * from "./size-gate";
 export * from "./smoke-test";
-export * from "./validation-namespace";
 export * from "./report-attestation";
 export * from "./validation-report";

@@ -27,7 +27,7 @@ export interface RuntimeGatesArgs {
   /** The image's gated ref (gateImage's imageRef): every gate here runs after the scan, signature and attestations. */
   imageRef: pulumi.Input<string>;
   /**
-   * The validation namespace's name, from its Namespace resource (GpuValidationSuite's, or a ValidationNamespace).
+   * The validation namespace's name, from its Namespace resource (the first GpuValidationSuite's).
    * Required for CPU images, which get Jobs; unused for GPU images.
    */
   namespace?: pulumi.Input<string>;

@@ -96,6 +96,21 @@ describe("run-time gates (issue #14)", () => {
   });
 });
 
+describe("the validation namespace has one owner", () => {
+  it("is the first validation suite's even with no GPU image, so a stack's first GPU image never moves it", async () => {
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
+    stack["workbench-images:variants"] = Object.fromEntries(["universal", "ml-stack-ml", "jupyter-ml-gpu", "jupyter-fine-tuning"].map((v) => [v, { enabled: false }]));
+    stack["workbench-images:users"] = [];
+    const plan = await planConfig("dev", stack);
+    const namespaces = byType(plan, "kubernetes:core/v1:Namespace").filter((n) => (n.inputs["metadata"] as { name: string }).name === "workbench-validation");
+    expect(namespaces.map((n) => n.urn)).toEqual(["urn:pulumi:dev::workbench-images::workbench:validation:GpuValidationSuite$kubernetes:core/v1:Namespace::gpu-validation-namespace"]);
+    const jobs = byType(plan, "kubernetes:batch/v1:Job");
+    expect(jobs.filter((j) => j.name.startsWith("gpu-validation-"))).toEqual([]);
+    for (const job of jobs) expect((job.inputs["metadata"] as { namespace: string }).namespace).toBe("workbench-validation");
+    expect(jobs.length).toBe(11);
+  });
+});
+
 describe("what a per-user image is built on (issue #11)", () => {
   it("builds the dev user's layer only on its base's digest after the base's scan, signature and every validation Job", async () => {
     const plan = await plans("dev", "Pulumi.dev.yaml");

@@ -3,13 +3,13 @@
  * gets (GPU: size only; CPU: size → smoke Job; notebook tier: size → smoke Job → notebook Job), their exact inputs,
  * and the dependency chain from the gated ref to what consumes `checkedRef`.
  */
+import * as k8s from "@pulumi/kubernetes";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { sizeCheckScript, SIZE_PASSWORD_ENV, SIZE_USERNAME_ENV } from "../../../components/validation/image-size";
 import { RuntimeGates, type RuntimeImage } from "../../../components/validation/runtime-gates";
 import { executedClaim, notebookJob, smokeJob } from "../../../components/validation/runtime-jobs";
-import { ValidationNamespace } from "../../../components/validation/validation-namespace";
 import type { Plan, PlannedResource } from "../../../scripts/lib/plan-runtime";
 import { runPlan } from "../../../scripts/lib/plan-runtime";
 
@@ -37,7 +37,8 @@ function plan(credentials: boolean): Promise<Plan> {
     config: {},
     secretKeys: [],
     program: () => {
-      const ns = new ValidationNamespace("validation", { name: "workbench-validation" });
+      // Stands in for GpuValidationSuite's namespace, which index.ts hands to CPU images' gates.
+      const ns = new k8s.core.v1.Namespace("validation-namespace", { metadata: { name: "workbench-validation" } });
       const out: Record<string, pulumi.Output<string>> = {};
       for (const image of IMAGES) {
         // Stands in for gateImage: the gated ref resolves after this Command.
@@ -45,7 +46,7 @@ function plan(credentials: boolean): Promise<Plan> {
         const gates = new RuntimeGates(`${image.id}-runtime`, {
           image,
           imageRef: gate.id.apply(() => refOf(image.id)),
-          ...(image.gpu ? {} : { namespace: ns.name }),
+          ...(image.gpu ? {} : { namespace: ns.metadata.name }),
           settings: SETTINGS,
           ...(credentials ? { credentials: { username: "AWS", password: pulumi.secret("token") } } : {}),
         });
