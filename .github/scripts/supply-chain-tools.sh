@@ -3,7 +3,8 @@
 #
 # usage: supply-chain-tools.sh pins     check the pins file; write cosign=<version> and trivy=<version> to
 #                                       $GITHUB_OUTPUT for the installer actions' inputs
-#        supply-chain-tools.sh verify   the cosign and trivy found on PATH must report exactly the pinned versions
+#        supply-chain-tools.sh verify   the cosign and trivy found on PATH must report exactly the pinned versions,
+#                                       and skopeo must be there
 # env:   TOOL_VERSIONS_FILE   the pins file (default: tool-versions.env in the folder above this script's, which is
 #                             .github/tool-versions.env when run as `bash .github/scripts/supply-chain-tools.sh`)
 #
@@ -91,7 +92,13 @@ else
     failed=1
   fi
 fi
+# skopeo: the size gates read each image's manifests from the registry with it (components/validation/image-size.ts).
+# GitHub's Ubuntu runner images ship it; any version reads a manifest.
+if ! command -v skopeo >/dev/null; then
+  echo "::error::skopeo is not on PATH; the size gates need it (apt-get install skopeo)."
+  failed=1
+fi
 if ((failed)); then
   exit 1
 fi
-echo "cosign ${cosign_pin} and trivy ${trivy_pin} are on PATH, as pinned."
+echo "cosign ${cosign_pin} and trivy ${trivy_pin} are on PATH, as pinned, and skopeo."

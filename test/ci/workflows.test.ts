@@ -883,15 +883,15 @@ describe("supply-chain-tools.sh", () => {
   });
 
   it("verify: passes when cosign and trivy on PATH are exactly the pinned versions", () => {
-    expect(run("verify", { fakes: { cosign: COSIGN_253, trivy: TRIVY_0720 } })).toMatchObject({
+    expect(run("verify", { fakes: { cosign: COSIGN_253, trivy: TRIVY_0720, skopeo: "exit 0" } })).toMatchObject({
       status: 0,
-      stdout: "cosign v2.5.3 and trivy v0.72.0 are on PATH, as pinned.\n",
+      stdout: "cosign v2.5.3 and trivy v0.72.0 are on PATH, as pinned, and skopeo.\n",
     });
   });
 
   it("verify: fails on another version, and on a tool that prints nothing or fails", () => {
     const r = run("verify", {
-      fakes: { cosign: "printf 'GitVersion:    v3.0.6\\n'", trivy: "exit 3" },
+      fakes: { cosign: "printf 'GitVersion:    v3.0.6\\n'", trivy: "exit 3", skopeo: "exit 0" },
     });
     expect(r).toMatchObject({
       status: 1,
@@ -904,7 +904,9 @@ describe("supply-chain-tools.sh", () => {
   it("verify: fails when a tool is not on PATH at all", () => {
     expect(run("verify", { fakes: { cosign: COSIGN_253 } })).toMatchObject({
       status: 1,
-      stdout: "::error::trivy is not on PATH; the setup-trivy step should have put v0.72.0 there.\n",
+      stdout:
+        "::error::trivy is not on PATH; the setup-trivy step should have put v0.72.0 there.\n" +
+        "::error::skopeo is not on PATH; the size gates need it (apt-get install skopeo).\n",
     });
   });
 
