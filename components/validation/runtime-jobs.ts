@@ -7,10 +7,12 @@ import {
   CHECK_KILL_AFTER_SECONDS,
   CPU_POOL,
   digestOf,
+  failFast,
   jobDeadlineSeconds,
   labelValue,
   NAME_HASH_LENGTH,
   POOL_LABEL,
+  restrictedContainer,
   type ValidationJob,
   type ValidationSettings,
   VARIANT_LABEL,
@@ -232,13 +234,8 @@ function cpuJob(p: CpuJobParts): ValidationJob {
       annotations: { "pulumi.com/replaceUnready": "true" },
     },
     spec: {
-      // No FailJob rule and no other reason to fail: BackoffLimitExceeded / DeadlineExceeded are the only reasons
-      // pulumi-kubernetes turns into a failed update (validation-job.ts, issue #11).
-      backoffLimit: p.settings.backoffLimit,
-      activeDeadlineSeconds: jobDeadlineSeconds({ sizeBudgetMB: p.sizeBudgetMB }, p.settings),
-      podFailurePolicy: {
-        rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
-      },
+      // The GPU check's failure semantics (validation-job.ts failFast, issue #11).
+      ...failFast(p.settings.backoffLimit, jobDeadlineSeconds({ sizeBudgetMB: p.sizeBudgetMB }, p.settings)),
       template: {
         metadata: { labels },
         spec: {
@@ -260,12 +257,7 @@ function cpuJob(p: CpuJobParts): ValidationJob {
               command: p.container.command,
               env: [{ name: "PYTHONDONTWRITEBYTECODE", value: "1" }],
               resources: { requests: { ...CPU_REQUESTS } },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ["ALL"] },
-                runAsNonRoot: true,
-                seccompProfile: { type: "RuntimeDefault" },
-              },
+              securityContext: restrictedContainer(),
               terminationMessagePath: TERMINATION_LOG,
               terminationMessagePolicy: "FallbackToLogsOnError",
               ...(p.container.volumeMounts ? { volumeMounts: p.container.volumeMounts } : {}),

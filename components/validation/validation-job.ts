@@ -270,20 +270,7 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
       annotations: { "pulumi.com/replaceUnready": "true" },
     },
     spec: {
-      // How a failure ends `pulumi up` (issue #11): pulumi-kubernetes fails a Job's update only when its Failed
-      // condition has reason BackoffLimitExceeded or DeadlineExceeded (provider/pkg/await/checker/job/check.go,
-      // collectJobConditionErrors); any other reason, such as PodFailurePolicy from a `FailJob` rule, is ignored and
-      // the update waits for its timeout. So no rule here may fail the Job: every failed check pod counts against
-      // backoffLimit (default 0), and the Job controller then sets BackoffLimitExceeded at once. The provider's pod
-      // aggregator (provider/pkg/await/checker/pod/check.go, containerTerminatedError) puts the container's
-      // termination message, the check's one-line verdict, into the failed update's message.
-      backoffLimit: validation.backoffLimit,
-      activeDeadlineSeconds: jobDeadlineSeconds(variant, validation),
-      // A pod lost to preemption, drain or eviction says nothing about the image: it is replaced without spending
-      // the backoff budget (Kubernetes Job docs, "Pod failure policy"; requires restartPolicy Never).
-      podFailurePolicy: {
-        rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
-      },
+      ...failFast(validation.backoffLimit, jobDeadlineSeconds(variant, validation)),
       template: {
         metadata: { labels },
         spec: {
@@ -321,12 +308,7 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
                 ...(gpu ? [{ name: "NVIDIA_DRIVER_CAPABILITIES", value: "compute,utility" }] : []),
               ],
               resources,
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ["ALL"] },
-                runAsNonRoot: true,
-                seccompProfile: { type: "RuntimeDefault" },
-              },
+              securityContext: restrictedContainer(),
               terminationMessagePath: "/dev/termination-log",
               // gpu_check.py writes its one-line summary there; a crash before that still leaves the log tail.
               terminationMessagePolicy: "FallbackToLogsOnError",
@@ -345,6 +327,30 @@ export function validationJob(input: ValidationJobInput): ValidationJob {
       },
     },
   };
+}
+
+/**
+ * How every check Job fails (GPU check, smoke test, notebooks; issue #11). pulumi-kubernetes fails a Job's update
+ * only when its Failed condition has reason BackoffLimitExceeded or DeadlineExceeded
+ * (provider/pkg/await/checker/job/check.go, collectJobConditionErrors); any other reason, such as PodFailurePolicy
+ * from a `FailJob` rule, is ignored and the update waits for its timeout. So no rule may fail the Job: every failed
+ * pod counts against backoffLimit (default 0), and the Job controller then sets BackoffLimitExceeded at once. The
+ * provider's pod aggregator (provider/pkg/await/checker/pod/check.go, containerTerminatedError) puts the container's
+ * termination message, the check's one-line verdict, into the failed update's message. A pod lost to preemption,
+ * drain or eviction says nothing about the image: it is replaced without spending the backoff budget (Kubernetes Job
+ * docs, "Pod failure policy"; requires restartPolicy Never).
+ */
+export function failFast(backoffLimit: number, activeDeadlineSeconds: number) {
+  return {
+    backoffLimit,
+    activeDeadlineSeconds,
+    podFailurePolicy: { rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }] },
+  };
+}
+
+/** A container as Pod Security "restricted" requires it: no escalation, no capabilities, non-root, RuntimeDefault. */
+export function restrictedContainer() {
+  return { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } };
 }
 
 function gpuDriver(target: ValidationTarget): string {
