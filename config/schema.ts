@@ -112,6 +112,11 @@ const validation = strictObject({
   /** Registry throughput a node reaches pulling and unpacking an image (MB/s): budgets the pull from sizeBudgetMB. */
   pullMBps: z.number().gt(0).max(10000).default(25),
   /**
+   * Scheduling and pod start before the pull, in each Job's activeDeadlineSeconds. Raise it for node pools that scale
+   * from zero (a new GPU node, its driver and GPU Feature Discovery labels take minutes).
+   */
+  podStartSeconds: z.number().int().min(0).max(3600).default(120),
+  /**
    * Failed check pods retried before the Job (and `pulumi up`) fails. 0: the first failure fails at once, with the
    * check's verdict; evicted or preempted pods are always replaced and never count.
    */
@@ -221,6 +226,7 @@ export const stackSchema = strictObject({
     bandwidthFraction: 0.8,
     deadlineSeconds: 900,
     pullMBps: 25,
+    podStartSeconds: 120,
     backoffLimit: 0,
     shmSize: "8Gi",
   }),

@@ -61,6 +61,8 @@ done
 
 mkdir -p .pulumi
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
-pulumi login "file://$PWD/.pulumi"
+# The local stack's state lives in the project (.pulumi/); the backend is set for these commands only, so the
+# user's own `pulumi login` (their dev/prod backend) is left as it was.
+export PULUMI_BACKEND_URL="file://$PWD/.pulumi"
 pulumi stack select local --create
 exec pulumi up --stack local "$@"

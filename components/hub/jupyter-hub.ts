@@ -248,9 +248,12 @@ export class JupyterHub extends pulumi.ComponentResource {
       `${name}-release`,
       {
         name: hub.releaseName,
-        chart: "jupyterhub",
+        // An oci:// registry names the chart itself (pulumi-kubernetes helm_release.go resolveChartName treats only an
+        // oci:// chart as OCI; a repo URL is fetched as <repo>/index.yaml, which registries do not serve).
+        ...(hub.chartRepository.startsWith("oci://")
+          ? { chart: `${hub.chartRepository.replace(/\/+$/, "")}/jupyterhub` }
+          : { chart: "jupyterhub", repositoryOpts: { repo: hub.chartRepository } }),
         version: hub.chartVersion,
-        repositoryOpts: { repo: hub.chartRepository },
         namespace: ns.metadata.name,
         values: releaseValues,
         atomic: true,

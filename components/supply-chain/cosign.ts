@@ -82,9 +82,11 @@ const COSIGN_VERSION = /^v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
  */
 export function cosignVersionGuard(version: string): string {
   if (!COSIGN_VERSION.test(version)) throw new Error(`signing.cosignVersion must be a cosign release such as "v2.5.3", got ${JSON.stringify(version)}.`);
+  // Grouped, so that `step && <guard> && cosign …` never reads a failed earlier step as a wrong cosign (sh's && and
+  // || bind equally, left to right).
   return (
-    `cosign version --json 2>/dev/null | grep -Eq '"gitVersion": *"${version.replace(/\./g, "\\.")}"' || ` +
-    `{ echo "cosign on PATH is not ${version}, the version signing.cosignVersion pins: install ${version} (docs/supply-chain.md, Tool versions)" >&2; exit 1; }`
+    `{ cosign version --json 2>/dev/null | grep -Eq '"gitVersion": *"${version.replace(/\./g, "\\.")}"' || ` +
+    `{ echo "cosign on PATH is not ${version}, the version signing.cosignVersion pins: install ${version} (docs/supply-chain.md, Tool versions)" >&2; exit 1; }; }`
   );
 }
 

@@ -109,7 +109,7 @@ export class ReportAttestation extends pulumi.ComponentResource {
       if (b.missing.length > 0) {
         // Known only once the reports are read back (never under mocks or in a preview of new Jobs): fail when run.
         const what = `GPU validation report missing or not JSON for pool(s) ${b.missing.join(", ")} of ${args.image}`;
-        return `echo ${shellQuote(`${what}: its Job passed, but its <job>-report ConfigMap holds no report.json. Delete the Job and run pulumi up again.`)} >&2; exit 1`;
+        return `echo ${shellQuote(`${what}: its Job passed, but its report ConfigMap (wbr-…, in the validation namespace) holds no report.json. Run the check again: pulumi up --replace <URN of its Job>.`)} >&2; exit 1`;
       }
       const steps = [`mkdir -p ${shellQuote(dir)}`, `cat > ${shellQuote(f)}`];
       if (signing !== undefined && k !== undefined) {

@@ -59,7 +59,7 @@ export const DEFAULT_EXECUTED_STORAGE = "1Gi";
 const CPU_REQUESTS = { cpu: "1", memory: "2Gi" } as const;
 
 /** The `validation.*` keys the CPU Jobs use: their deadline, the pull budget and the retry budget. */
-export type RuntimeJobSettings = Pick<ValidationSettings, "deadlineSeconds" | "pullMBps" | "backoffLimit">;
+export type RuntimeJobSettings = Pick<ValidationSettings, "deadlineSeconds" | "pullMBps" | "podStartSeconds" | "backoffLimit">;
 
 /** What the smoke Job needs of an image (catalog fields, or the base's for a per-user image). */
 export interface SmokeSubject {

@@ -83,6 +83,11 @@ export interface ValidationSettings {
    * bounds the pull (jobDeadlineSeconds).
    */
   pullMBps: number;
+  /**
+   * Scheduling and pod start before the pull: a node pool that scales from zero (a GPU node, its driver and GFD
+   * labels) takes minutes. @default POD_START_SECONDS (120)
+   */
+  podStartSeconds?: number | undefined;
   /** Failed pods (any exit but eviction or preemption) retried before the Job fails; 0 fails at the first failure. */
   backoffLimit: number;
   /** sizeLimit of the memory-backed /dev/shm. */
@@ -229,9 +234,12 @@ export function checkCommand(variant: ValidationVariant, target: ValidationTarge
  * check's own deadline and its kill grace. Kubernetes counts activeDeadlineSeconds from the Job's start, pull included
  * (Job docs, "Job termination and cleanup"), so a 28 GB image on a cold node must not eat the check's time.
  */
-export function jobDeadlineSeconds(variant: Pick<ValidationVariant, "sizeBudgetMB">, validation: Pick<ValidationSettings, "deadlineSeconds" | "pullMBps">): number {
+export function jobDeadlineSeconds(
+  variant: Pick<ValidationVariant, "sizeBudgetMB">,
+  validation: Pick<ValidationSettings, "deadlineSeconds" | "pullMBps" | "podStartSeconds">,
+): number {
   const pull = Math.ceil(variant.sizeBudgetMB / validation.pullMBps);
-  return POD_START_SECONDS + pull + validation.deadlineSeconds + CHECK_KILL_AFTER_SECONDS;
+  return (validation.podStartSeconds ?? POD_START_SECONDS) + pull + validation.deadlineSeconds + CHECK_KILL_AFTER_SECONDS;
 }
 
 /** Pulumi's create timeout for a Job with this deadline: longer, so the Job's own failure is what `up` reports. */

@@ -48,6 +48,7 @@ describe("parseStackConfig", () => {
       bandwidthFraction: 0.8,
       deadlineSeconds: 900,
       pullMBps: 25,
+      podStartSeconds: 120,
       backoffLimit: 0,
       shmSize: "8Gi",
     });

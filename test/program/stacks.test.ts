@@ -22,8 +22,8 @@ describe("dev: image → scan → sign → admission → validation → hub → 
       expect(sign.dependencies).toContain(scan.urn);
       expect(String(sign.inputs["create"])).toMatch(/ \S+@sha256:[0-9a-f]{64}$/);
       // signing.cosignVersion (default v2.5.3, .github/tool-versions.env) is enforced by every sign and attest command.
-      for (const step of ["sbom", "provenance"]) expect(String(byName(plan, `${name}-attest-${step}`).inputs["create"])).toContain("cosign version --json 2>/dev/null | grep -Eq '\"gitVersion\": *\"v2\\.5\\.3\"' || ");
-      expect(String(sign.inputs["create"])).toMatch(/^cosign version --json 2>\/dev\/null \| grep -Eq '"gitVersion": \*"v2\\\.5\\\.3"' \|\| /);
+      for (const step of ["sbom", "provenance"]) expect(String(byName(plan, `${name}-attest-${step}`).inputs["create"])).toContain("{ cosign version --json 2>/dev/null | grep -Eq '\"gitVersion\": *\"v2\\.5\\.3\"' || ");
+      expect(String(sign.inputs["create"])).toMatch(/^\{ cosign version --json 2>\/dev\/null \| grep -Eq '"gitVersion": \*"v2\\\.5\\\.3"' \|\| /);
       expect((sign.inputs["environment"] as Record<string, string>)["REGISTRY_PASSWORD"]).toBe("[secret]");
     }
     const policy = byType(plan, "kubernetes:kyverno.io/v1:ClusterPolicy")[0]!;
@@ -93,6 +93,18 @@ describe("run-time gates (issue #14)", () => {
     const catalog = plan.outputs["catalog"] as Array<{ name: string }>;
     for (const { name } of catalog) expect(hub.has(byName(plan, `${name}-runtime-size-skopeo`).urn), name).toBe(true);
     for (const name of ["jupyter-ml-cpu", "jupyter-agent-dev", "ml-stack-jupyter"]) expect(hub.has(byName(plan, `${name}-runtime-smoke-job`).urn), name).toBe(true);
+  });
+});
+
+describe("chart sources", () => {
+  it("installs the hub from an oci:// registry by chart reference, and from an https repository by name", async () => {
+    const stack = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, Record<string, unknown>>;
+    stack["workbench-images:jupyterhub"] = { ...stack["workbench-images:jupyterhub"], chartRepository: "oci://ghcr.io/org/charts/" };
+    const oci = byName(await planConfig("dev", stack), "jupyterhub-release").inputs;
+    // pulumi-kubernetes treats only an oci:// chart as OCI (helm_release.go resolveChartName); a repo URL gets index.yaml.
+    expect([oci["chart"], oci["repositoryOpts"]]).toEqual(["oci://ghcr.io/org/charts/jupyterhub", undefined]);
+    const https = byName(await plans("dev", "Pulumi.dev.yaml"), "jupyterhub-release").inputs;
+    expect([https["chart"], https["repositoryOpts"]]).toEqual(["jupyterhub", { repo: "https://hub.jupyter.org/helm-chart/" }]);
   });
 });
 

@@ -66,7 +66,7 @@ describe("cosign command lines", () => {
   it("refuses to sign with any cosign but the one signing.cosignVersion pins (checked by running the guard)", () => {
     const cmd = cosignSignCommand({ ref: REF, keyRef: KEY_REF, tlogUpload: false, registryAuth: false, cosignVersion: "v2.5.3" });
     expect(cmd).toBe(
-      `cosign version --json 2>/dev/null | grep -Eq '"gitVersion": *"v2\\.5\\.3"' || { echo "cosign on PATH is not v2.5.3, the version signing.cosignVersion pins: install v2.5.3 (docs/supply-chain.md, Tool versions)" >&2; exit 1; } && ` +
+      `{ cosign version --json 2>/dev/null | grep -Eq '"gitVersion": *"v2\\.5\\.3"' || { echo "cosign on PATH is not v2.5.3, the version signing.cosignVersion pins: install v2.5.3 (docs/supply-chain.md, Tool versions)" >&2; exit 1; }; } && ` +
         `cosign sign --yes --key ${KEY_REF} --tlog-upload=false ${REF}`,
     );
     // A stand-in cosign on PATH that prints release-utils' version JSON and records what it was asked to do.
@@ -89,6 +89,9 @@ describe("cosign command lines", () => {
     } finally {
       fs.rmSync(bin, { recursive: true, force: true });
     }
+    // Composed after a failing step, the guard does not blame cosign: the earlier step's failure stands alone.
+    const composed = spawnSync("/bin/sh", ["-c", `false && ${cmd}`], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` } });
+    expect([composed.status, composed.stderr]).toEqual([1, ""]);
     expect(() => cosignSignCommand({ ref: REF, keyRef: KEY_REF, tlogUpload: false, cosignVersion: "2.5.3; rm -rf /" })).toThrow(
       'signing.cosignVersion must be a cosign release such as "v2.5.3", got "2.5.3; rm -rf /".',
     );

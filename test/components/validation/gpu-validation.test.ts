@@ -26,6 +26,7 @@ const validationConfig: ValidationConfig = {
   bandwidthFraction: 0.8,
   deadlineSeconds: 900,
   pullMBps: 25,
+  podStartSeconds: 120,
   backoffLimit: 0,
   shmSize: "8Gi",
 };

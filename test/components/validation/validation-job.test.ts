@@ -307,6 +307,12 @@ describe("validationJobName", () => {
     expect(cut).toMatch(/^wbv-a{45}-p-[0-9a-f]{10}$/);
   });
 
+  it("budgets a longer pod start for pools that scale from zero (validation.podStartSeconds)", () => {
+    // 600 s start + 12,000 MB at 25 MB/s (480 s) + the check's 900 s + 30 s grace.
+    expect(validationJob(input({ validation: { ...validation, podStartSeconds: 600 } })).spec.activeDeadlineSeconds).toBe(2010);
+    expect(jobCreateTimeout(2010)).toBe("2310s");
+  });
+
   it("changes when the digest, the checks hash or the pool's driver changes, and not otherwise", () => {
     const base = validationJob(input()).metadata.name;
     expect(validationJob(input()).metadata.name).toBe(base);

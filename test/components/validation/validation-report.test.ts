@@ -51,6 +51,7 @@ const validation: ValidationConfig = {
   bandwidthFraction: 0.8,
   deadlineSeconds: 900,
   pullMBps: 25,
+  podStartSeconds: 120,
   backoffLimit: 0,
   shmSize: "8Gi",
 };
@@ -250,7 +251,7 @@ describe("reportAttestCommand", () => {
         `--registry-username "$REGISTRY_USERNAME" --registry-password "$REGISTRY_PASSWORD" ${REF}`,
     );
     const guarded = reportAttestCommand({ ref: REF, keyRef: KEY, predicate: "p.json", tlogUpload: true, registryAuth: false, cosignVersion: "v2.5.3" });
-    expect(guarded).toMatch(/^cosign version --json .* && cosign attest --yes /);
+    expect(guarded).toMatch(/^\{ cosign version --json .* && cosign attest --yes /);
     expect(guarded).not.toContain("--registry-username");
     expect(guarded).toContain("--tlog-upload=true");
     expect(reportVerifyCommand(REF, "cosign.pub", false)).toBe(
@@ -411,8 +412,8 @@ describe("GpuValidation's report resources under Pulumi's mocks (plan-runtime: n
     });
     const attest = named(p, "gpu-validation-alpha-reports-attest");
     expect((attest.inputs as { create: string }).create).toBe(
-      "echo 'GPU validation report missing or not JSON for pool(s) h200, l4 of alpha: its Job passed, but its <job>-report " +
-        "ConfigMap holds no report.json. Delete the Job and run pulumi up again.' >&2; exit 1",
+      "echo 'GPU validation report missing or not JSON for pool(s) h200, l4 of alpha: its Job passed, but its report ConfigMap " +
+        "(wbr-…, in the validation namespace) holds no report.json. Run the check again: pulumi up --replace <URN of its Job>.' >&2; exit 1",
     );
     // What consumes validatedRefs (the hub, release tags, the promotable outputs) waits for the attestation.
     expect(named(p, "consumer-alpha").dependencies).toContain(attest.urn);
