@@ -105,16 +105,36 @@ function annotationArgs(annotations: Readonly<Record<string, string>> | undefine
 }
 
 /**
- * `cosign sign` for one digest with the KMS key. The password reaches cosign only through the environment variable
- * the shell expands; the text itself holds no secret and is stable across runs.
+ * Registry credentials for one cosign run without putting the password on any command line (where `ps` shows it to
+ * every process of the machine): the shell's own printf writes a Docker config for the ref's registry into a private
+ * temporary folder, removed when the shell exits, and cosign reads it through DOCKER_CONFIG (go-containerregistry's
+ * default keychain). Only the shell and base64's stdin see $REGISTRY_PASSWORD.
+ */
+export function registryAuthSetup(ref: string): string {
+  const host = requireDigestRef(ref, "cosign pushes").repository.split("/")[0]!;
+  return (
+    `{ WB_DOCKER_CONFIG=$(mktemp -d) && trap 'rm -rf "$WB_DOCKER_CONFIG"' EXIT && ` +
+    `printf '{"auths":{"%s":{"auth":"%s"}}}' ${shellQuote(host)} "$(printf '%s:%s' "$${REGISTRY_USERNAME_ENV}" "$${REGISTRY_PASSWORD_ENV}" | base64 | tr -d '\\n')" ` +
+    `> "$WB_DOCKER_CONFIG/config.json" && export DOCKER_CONFIG="$WB_DOCKER_CONFIG"; }`
+  );
+}
+
+/** `<version guard> && <registry auth> && <cosign …>`, each part only where it applies. */
+function cosignSteps(options: { ref: string; registryAuth?: boolean; cosignVersion?: string }, cosign: string): string {
+  return [
+    ...(options.cosignVersion !== undefined ? [cosignVersionGuard(options.cosignVersion)] : []),
+    ...((options.registryAuth ?? true) ? [registryAuthSetup(options.ref)] : []),
+    cosign,
+  ].join(" && ");
+}
+
+/**
+ * `cosign sign` for one digest with the KMS key. Registry credentials come from the environment through a private
+ * Docker config (registryAuthSetup); the text itself holds no secret and is stable across runs.
  */
 export function cosignSignCommand(options: CosignSignOptions): string {
   requireDigestRef(options.ref, "cosign signs");
   requireKeyRef(options.keyRef);
-  const auth =
-    (options.registryAuth ?? true)
-      ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
-      : [];
   const sign = [
     "cosign",
     "sign",
@@ -122,11 +142,10 @@ export function cosignSignCommand(options: CosignSignOptions): string {
     "--key",
     shellQuote(options.keyRef),
     `--tlog-upload=${options.tlogUpload}`,
-    ...auth,
     ...annotationArgs(options.annotations),
     options.ref,
   ].join(" ");
-  return options.cosignVersion !== undefined ? `${cosignVersionGuard(options.cosignVersion)} && ${sign}` : sign;
+  return cosignSteps(options, sign);
 }
 
 /**
@@ -173,10 +192,6 @@ export function cosignAttestCommand(options: CosignAttestOptions): string {
     throw new Error(`args.type must be one of ${Object.keys(ATTESTATION_PREDICATE_TYPES).join(", ")} or an https predicate type URI, got ${JSON.stringify(type)}.`);
   }
   if (options.predicate.trim() === "") throw new Error('args.predicate must name the predicate file, got "".');
-  const auth =
-    (options.registryAuth ?? true)
-      ? ["--registry-username", `"$${REGISTRY_USERNAME_ENV}"`, "--registry-password", `"$${REGISTRY_PASSWORD_ENV}"`]
-      : [];
   const attest = [
     "cosign",
     "attest",
@@ -189,10 +204,9 @@ export function cosignAttestCommand(options: CosignAttestOptions): string {
     shellQuote(options.predicate),
     "--replace",
     `--tlog-upload=${options.tlogUpload}`,
-    ...auth,
     options.ref,
   ].join(" ");
-  return options.cosignVersion !== undefined ? `${cosignVersionGuard(options.cosignVersion)} && ${attest}` : attest;
+  return cosignSteps(options, attest);
 }
 
 /** `cosign verify-attestation` for users and runbooks: the attestation of one type, by the same key, on the digest. */

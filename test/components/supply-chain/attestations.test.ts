@@ -7,11 +7,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { PromotedImage } from "../../../components/promotion/promoted-image";
-import {
-  ATTESTATION_PREDICATE_TYPES,
-  cosignAttestCommand,
-  cosignVerifyAttestationCommand,
-} from "../../../components/supply-chain/cosign";
+import { ATTESTATION_PREDICATE_TYPES, cosignAttestCommand, cosignVerifyAttestationCommand, registryAuthSetup } from "../../../components/supply-chain/cosign";
 import { type GatedImage, gateImage, type GateSettings, provenanceText, type StoredImage } from "../../../components/supply-chain/gate-image";
 import { type ImageOrigin, provenanceJson, provenancePredicate } from "../../../components/supply-chain/provenance";
 import { SigningKey } from "../../../components/supply-chain/signing-key";
@@ -41,12 +37,12 @@ const BUILD: ImageOrigin = {
   bases: { BASE_IMAGE: BASE },
   source: SOURCE,
 };
-const AUTH = `--registry-username "$REGISTRY_USERNAME" --registry-password "$REGISTRY_PASSWORD"`;
+const AUTH = `${registryAuthSetup(REF)} && `;
 
 describe("cosign attest command lines", () => {
   it("attests a predicate file to the digest with the KMS key, replacing an earlier one of the same type", () => {
     expect(cosignAttestCommand({ ref: REF, keyRef: KEY_REF, type: "cyclonedx", predicate: "out/sbom.cdx.json", tlogUpload: false })).toBe(
-      `cosign attest --yes --key ${KEY_REF} --type cyclonedx --predicate out/sbom.cdx.json --replace --tlog-upload=false ${AUTH} ${REF}`,
+      `${AUTH}cosign attest --yes --key ${KEY_REF} --type cyclonedx --predicate out/sbom.cdx.json --replace --tlog-upload=false ${REF}`,
     );
     expect(cosignAttestCommand({ ref: REF, keyRef: KEY_REF, type: "slsaprovenance1", predicate: "a b.json", tlogUpload: true, registryAuth: false })).toBe(
       `cosign attest --yes --key ${KEY_REF} --type slsaprovenance1 --predicate 'a b.json' --replace --tlog-upload=true ${REF}`,
@@ -143,7 +139,7 @@ describe("gateImage: scan → sign → attest, with a signing key (dev, prod)", 
     const create =
       `mkdir -p .attestations/test/app-cpu && ` +
       `trivy image --image-src remote --format cyclonedx --output ${file} --no-progress --timeout 30m ${REF} && ` +
-      `cosign attest --yes --key ${keyRef} --type cyclonedx --predicate ${file} --replace --tlog-upload=false ${AUTH} ${REF}`;
+      `${AUTH}cosign attest --yes --key ${keyRef} --type cyclonedx --predicate ${file} --replace --tlog-upload=false ${REF}`;
     const sbom = cmd(p, "app-cpu-attest-sbom");
     expect(sbom.inputs).toEqual({
       create,
@@ -163,7 +159,7 @@ describe("gateImage: scan → sign → attest, with a signing key (dev, prod)", 
     const file = `.attestations/test/app-cpu/sha256-${HEX}.provenance.json`;
     const create =
       `mkdir -p .attestations/test/app-cpu && printf '%s' "$WORKBENCH_PROVENANCE" > ${file} && ` +
-      `cosign attest --yes --key ${keyRef} --type slsaprovenance1 --predicate ${file} --replace --tlog-upload=false ${AUTH} ${REF}`;
+      `${AUTH}cosign attest --yes --key ${keyRef} --type slsaprovenance1 --predicate ${file} --replace --tlog-upload=false ${REF}`;
     const json = provenanceJson(provenancePredicate({ builder: BUILDER, tag: TAG, digest: DIGEST, origin: BUILD }));
     const provenance = cmd(p, "app-cpu-attest-provenance");
     expect(provenance.inputs).toEqual({
@@ -331,12 +327,13 @@ if [ "$name" = trivy ]; then
   while [ $# -gt 0 ]; do [ "$1" = --output ] && printf '{"bomFormat":"CycloneDX"}' > "$2"; shift; done
 fi
 if [ "$name" = cosign ]; then
+  [ -n "$DOCKER_CONFIG" ] && cp "$DOCKER_CONFIG/config.json" "$STUB_LOG/cosign.$$.dockerconfig"
   while [ $# -gt 0 ]; do [ "$1" = --predicate ] && cp "$2" "$STUB_LOG/cosign.$$.predicate"; shift; done
 fi
 exit 0
 `;
 
-  function run(create: string, env: Record<string, string>): { status: number | null; calls: { tool: string; args: string[]; predicate?: string }[]; cwd: string } {
+  function run(create: string, env: Record<string, string>): { status: number | null; calls: { tool: string; args: string[]; predicate?: string; dockerConfig?: string }[]; cwd: string } {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "wb-attest-"));
     const bin = path.join(cwd, "bin");
     const log = path.join(cwd, "log");
@@ -350,7 +347,9 @@ exit 0
       .map((f) => {
         const [tool, pid] = f.split(".");
         const predicate = path.join(log, `${tool}.${pid}.predicate`);
+        const dockerConfig = path.join(log, `${tool}.${pid}.dockerconfig`);
         return {
+          ...(fs.existsSync(dockerConfig) ? { dockerConfig: fs.readFileSync(dockerConfig, "utf8") } : {}),
           tool: tool!,
           pid: Number(pid),
           args: fs.readFileSync(path.join(log, f), "utf8").split("\n").slice(0, -1),
@@ -372,8 +371,10 @@ exit 0
       { tool: "trivy", args: ["image", "--image-src", "remote", "--format", "cyclonedx", "--output", file, "--no-progress", "--timeout", "30m", REF] },
       {
         tool: "cosign",
-        args: ["attest", "--yes", "--key", keyRef, "--type", "cyclonedx", "--predicate", file, "--replace", "--tlog-upload=false", "--registry-username", "AWS", "--registry-password", "p@ss w'rd", REF],
+        // No password on cosign's command line: it reads a private Docker config the shell wrote (registryAuthSetup).
+        args: ["attest", "--yes", "--key", keyRef, "--type", "cyclonedx", "--predicate", file, "--replace", "--tlog-upload=false", REF],
         predicate: '{"bomFormat":"CycloneDX"}',
+        dockerConfig: JSON.stringify({ auths: { [REF.split("/")[0]!]: { auth: Buffer.from("AWS:p@ss w'rd").toString("base64") } } }),
       },
     ]);
     expect(fs.readFileSync(path.join(cwd, file), "utf8")).toBe('{"bomFormat":"CycloneDX"}');

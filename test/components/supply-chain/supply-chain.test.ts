@@ -12,15 +12,7 @@ import { AdmissionPolicy } from "../../../components/supply-chain/admission-poli
 import { ScanGate } from "../../../components/supply-chain/scan-gate";
 import { SigningKey } from "../../../components/supply-chain/signing-key";
 import { SigningPolicy } from "../../../components/supply-chain/signing-policy";
-import {
-  cosignKmsKeyRef,
-  cosignSignatureTag,
-  cosignSignCommand,
-  cosignVerifyCommand,
-  KEY_ADMIN_ACTIONS,
-  kmsRegionFromKeyRef,
-  signingKeyPolicy,
-} from "../../../components/supply-chain/cosign";
+import { cosignKmsKeyRef, cosignSignatureTag, cosignSignCommand, cosignVerifyCommand, KEY_ADMIN_ACTIONS, kmsRegionFromKeyRef, signingKeyPolicy, registryAuthSetup } from "../../../components/supply-chain/cosign";
 import { MUTABLE_TAG_FILTERS } from "../../../components/registry/ecr";
 import { ecrRegistryHost, imageReferencePatterns } from "../../../components/supply-chain/kyverno";
 import { type Plan, type PlannedResource, runPlan } from "../../../scripts/lib/plan-runtime";
@@ -52,8 +44,8 @@ describe("cosign command lines", () => {
         annotations: { "workbench-images/variant": "app cpu", "workbench-images/stack": "dev" },
       }),
     ).toBe(
-      `cosign sign --yes --key ${KEY_REF} --tlog-upload=false --registry-username "$REGISTRY_USERNAME" ` +
-        `--registry-password "$REGISTRY_PASSWORD" -a workbench-images/stack=dev -a 'workbench-images/variant=app cpu' ${REF}`,
+      `${registryAuthSetup(REF)} && cosign sign --yes --key ${KEY_REF} --tlog-upload=false ` +
+        `-a workbench-images/stack=dev -a 'workbench-images/variant=app cpu' ${REF}`,
     );
   });
 
@@ -283,8 +275,8 @@ describe("ScanGate → SigningPolicy under the mock runtime", () => {
     const keyArn = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${(plan.outputs["cosignKeyRef"] as string).split("/").pop()}`;
     expect(plan.outputs["cosignKeyRef"]).toBe(`awskms:///${keyArn}`);
     const create =
-      `cosign sign --yes --key awskms:///${keyArn} --tlog-upload=false --registry-username "$REGISTRY_USERNAME" ` +
-      `--registry-password "$REGISTRY_PASSWORD" -a workbench-images/variant=app-cpu ${REF}`;
+      `${registryAuthSetup(REF)} && cosign sign --yes --key awskms:///${keyArn} --tlog-upload=false ` +
+      `-a workbench-images/variant=app-cpu ${REF}`;
     expect(sign.inputs).toEqual({
       create,
       environment: { AWS_REGION: REGION, REGISTRY_PASSWORD: "[secret]", REGISTRY_USERNAME: "AWS" },

@@ -5,6 +5,7 @@
  * parser, the resources under Pulumi's mocks (scripts/lib/plan-runtime.ts: nothing is read from a cluster), and
  * under our own mocks that answer the read-back with a stored report, the attestation command.
  */
+import { registryAuthSetup } from "../../../components/supply-chain/cosign";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -246,13 +247,12 @@ describe("reportAttestCommand", () => {
   it("attests the predicate file with the KMS key under the custom predicate type, replacing the last one", () => {
     expect(reportAttestCommand({ ref: REF, keyRef: KEY, predicate: ".attestations/dev/sha256-ab.gpu-validation.json", tlogUpload: false })).toBe(
       // The URI is quoted: '#' starts a comment where a shell word starts; lib/shell.ts quotes whatever is not plain.
-      `cosign attest --yes --key ${KEY} --type '${GPU_VALIDATION_PREDICATE_TYPE}' ` +
-        "--predicate .attestations/dev/sha256-ab.gpu-validation.json --replace --tlog-upload=false " +
-        `--registry-username "$REGISTRY_USERNAME" --registry-password "$REGISTRY_PASSWORD" ${REF}`,
+      `${registryAuthSetup(REF)} && cosign attest --yes --key ${KEY} --type '${GPU_VALIDATION_PREDICATE_TYPE}' ` +
+        `--predicate .attestations/dev/sha256-ab.gpu-validation.json --replace --tlog-upload=false ${REF}`,
     );
     const guarded = reportAttestCommand({ ref: REF, keyRef: KEY, predicate: "p.json", tlogUpload: true, registryAuth: false, cosignVersion: "v2.5.3" });
     expect(guarded).toMatch(/^\{ cosign version --json .* && cosign attest --yes /);
-    expect(guarded).not.toContain("--registry-username");
+    expect(guarded).not.toContain("DOCKER_CONFIG");
     expect(guarded).toContain("--tlog-upload=true");
     expect(reportVerifyCommand(REF, "cosign.pub", false)).toBe(
       `cosign verify-attestation --key cosign.pub --type '${GPU_VALIDATION_PREDICATE_TYPE}' --insecure-ignore-tlog=true ${REF}`,
