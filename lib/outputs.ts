@@ -22,11 +22,6 @@ export function combine<A, B, R>(a: pulumi.Input<A>, b: pulumi.Input<B>, f: (a: 
   return asOutput(a).apply((x) => bo.apply((y) => f(x as A, y as B))) as unknown as pulumi.Output<R>;
 }
 
-/** `pulumi.all([a, b, c]).apply(([x, y, z]) => f(x, y, z))` without copying the Outputs. */
-export function combine3<A, B, C, R>(a: pulumi.Input<A>, b: pulumi.Input<B>, c: pulumi.Input<C>, f: (a: A, b: B, c: C) => pulumi.Input<R>): pulumi.Output<R> {
-  return combine(a, b, (x: A, y: B) => combine(c, 0, (z: C) => f(x, y, z)) as pulumi.Input<R>);
-}
-
 /** `ref`, resolved only once `after` has (`pulumi.all([ref, after]).apply(([r]) => r)` without the copies). */
 export function after<T>(ref: pulumi.Input<T>, after: pulumi.Input<unknown>): pulumi.Output<T> {
   return asOutput(after).apply(() => ref) as pulumi.Output<T>;

@@ -1,0 +1,42 @@
+/**
+ * lib/outputs.ts replaces `pulumi.output` / `pulumi.all(...).apply` on the per-image path (issue #16). What they give
+ * must be what the SDK's own forms give: the value, and secretness (a secret input keeps the result secret, which
+ * is what keeps a registry password out of state and plan output). Dependencies are covered by the offline plans of
+ * all three stacks, which were byte-identical before and after the change (dependencies included).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { after, asOutput, combine } from "../../lib/outputs";
+
+async function seen<T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> {
+  const impl = o as unknown as { promise(): Promise<T>; isSecret: Promise<boolean> };
+  return { value: await impl.promise(), secret: await impl.isSecret };
+}
+
+describe("lib/outputs against the SDK's own forms", () => {
+  it("asOutput returns an Output as it is and wraps a plain value like pulumi.output", async () => {
+    const o = pulumi.secret("s");
+    expect(asOutput(o)).toBe(o);
+    expect(await seen(asOutput("v"))).toEqual(await seen(pulumi.output("v")));
+  });
+
+  type Make = () => pulumi.Input<string>;
+  const cases: Array<[string, Make, Make]> = [
+    ["plain, plain", () => "a", () => "b"],
+    ["Output, plain", () => pulumi.output("a"), () => "b"],
+    ["plain, secret", () => "a", () => pulumi.secret("b")],
+    ["secret, Output", () => pulumi.secret("a"), () => pulumi.output("b")],
+    ["Output, secret", () => pulumi.output("a"), () => pulumi.secret("b")],
+  ];
+  it.each(cases)("combine(%s) gives what pulumi.all gives, value and secretness", async (_what, a, b) => {
+    const ours = combine(a(), b(), (x: string, y: string) => `${x}+${y}`);
+    const sdk = pulumi.all([a(), b()]).apply(([x, y]) => `${x}+${y}`);
+    expect(await seen(ours)).toEqual(await seen(sdk));
+  });
+
+  it("after resolves to the ref once the other has, secret when either is", async () => {
+    expect(await seen(after("ref", pulumi.output(1)))).toEqual({ value: "ref", secret: false });
+    expect(await seen(after("ref", pulumi.secret(1)))).toEqual(await seen(pulumi.all(["ref", pulumi.secret(1)]).apply(([r]) => r)));
+    expect(await seen(after(pulumi.secret("ref"), 1))).toEqual({ value: "ref", secret: true });
+  });
+});
