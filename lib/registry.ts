@@ -94,3 +94,13 @@ export const registrySchema = z.discriminatedUnion("kind", [ecrRegistrySchema, l
 export type RegistryConfig = z.infer<typeof registrySchema>;
 export type EcrRegistryConfig = Extract<RegistryConfig, { kind: "ecr" }>;
 export type LocalRegistryConfig = Extract<RegistryConfig, { kind: "local" }>;
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)(:\d+)?\//;
+
+/**
+ * Whether a repository's registry speaks plain http: only loopback addresses (the local stack, tests). Promotion's
+ * copies and the size gates turn TLS verification off for these and only these.
+ */
+export function isLoopbackRepository(repository: string): boolean {
+  return LOOPBACK.test(`${repository}/`);
+}

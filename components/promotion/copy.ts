@@ -11,7 +11,6 @@ export const PROMOTION_CONFIG_KEY = "workbench-images:promotion";
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 // Loopback registries speak plain http (the local stack's registry, test registries); everything else keeps TLS.
-const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)(:\d+)?\//;
 
 // ---------------------------------------------------------------------------------------------------------------
 // The copy command
@@ -144,11 +143,6 @@ export function releaseTag(digest: string): string {
 function digestTag(fn: string, prefix: string, digest: string): string {
   if (!isDigest(digest)) throw new Error(`${fn}: "${digest}" is not ${DIGEST_DESCRIPTION}.`);
   return `${prefix}${digestHex(digest, 12)}`;
-}
-
-/** Whether a registry speaks plain http: only loopback addresses (the local stack, tests). */
-export function isLoopbackRepository(repository: string): boolean {
-  return LOOPBACK.test(`${repository}/`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

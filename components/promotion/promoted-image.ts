@@ -2,7 +2,8 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegistryConfig } from "../../lib/registry";
 import { isDigest, parseImageRef } from "../../lib/image-ref";
-import { copyImageScript, isLoopbackRepository, promotedTag } from "./copy";
+import { isLoopbackRepository } from "../../lib/registry";
+import { copyImageScript, promotedTag } from "./copy";
 import type { RegistryCredentials } from "../../lib/registry";
 import { RegistryRepository } from "../registry/registry-repository";
 

@@ -1,7 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { parseImageRef } from "../../lib/image-ref";
-import { copyImageScript, isLoopbackRepository, releaseTag } from "./copy";
+import { isLoopbackRepository } from "../../lib/registry";
+import { copyImageScript, releaseTag } from "./copy";
 import type { RegistryCredentials } from "../../lib/registry";
 
 export interface ReleaseTagArgs {

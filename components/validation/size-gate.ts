@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import type { RegistryCredentials } from "../../lib/registry";
 import { after, asOutput } from "../../lib/outputs";
-import { isLoopbackRepository } from "../promotion/copy";
+import { isLoopbackRepository } from "../../lib/registry";
 import { SIZE_PASSWORD_ENV, SIZE_USERNAME_ENV, sizeCheckScript } from "./image-size";
 
 export interface SizeGateArgs {

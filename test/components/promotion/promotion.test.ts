@@ -17,7 +17,8 @@ import { PromotedImage } from "../../../components/promotion/promoted-image";
 import { type LocalRegistryConfig, type ParsedStackOutputs as StackOutputs, parseStackConfig, parseStackOutputs, type RegistryConfig } from "../../../config";
 import type { Plan } from "../../../scripts/lib/plan-runtime";
 import { runPlan } from "../../../scripts/lib/plan-runtime";
-import { copyImageCommand, copyImageScript, isLoopbackRepository, promotedTag } from "../../../components/promotion/copy";
+import { copyImageCommand, copyImageScript, promotedTag } from "../../../components/promotion/copy";
+import { isLoopbackRepository } from "../../../lib/registry";
 import {
   applyPromotions,
   currentPromotions,
