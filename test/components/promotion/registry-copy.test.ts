@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CopyImageOptions, copyImageCommand, copyImageScript, promotedTag } from "../../../components/promotion/copy";
+import { type CopyImageOptions, copyImageCommand, promotedTag } from "../../../components/promotion/copy";
 import {
   BUILD_TIMEOUT_MS,
   budgetMs,
@@ -208,20 +208,4 @@ describe.skipIf(skipContainerTests)(`promotion copy between two real registries 
     const copied = await getManifest(engine.registryB, repo, promotedTag(source.digest));
     expect(copied.digest).toBe(source.digest);
   }, budgetMs(SKOPEO_TIMEOUT_MS, REGISTRY_HTTP_TIMEOUT_MS));
-
-  it("copyImageScript (what PromotedImage runs) copies once, then sees the digest is there and copies nothing", async () => {
-    const repo = "workbench/promo-script";
-    const script = copyImageScript(options(indexDigest, repo));
-    const dest = `${engine.registryB}/${repo}`;
-    const tag = promotedTag(indexDigest);
-
-    expect(await manifestStatus(engine.registryB, repo, tag)).toBe(404);
-    const first = await runArgv(["sh", "-c", script]);
-    expect(first.stdout).not.toContain("already holds");
-    expect(first.stdout.trimEnd().split("\n").at(-1)).toBe(`${dest}@${indexDigest}`);
-    expect((await getManifest(engine.registryB, repo, tag)).digest).toBe(indexDigest);
-
-    const second = await runArgv(["sh", "-c", script]);
-    expect(second.stdout).toBe(`${dest}:${tag} already holds ${indexDigest}\n${dest}@${indexDigest}\n`);
-  }, budgetMs(REGISTRY_HTTP_TIMEOUT_MS, SKOPEO_TIMEOUT_MS, REGISTRY_HTTP_TIMEOUT_MS, SKOPEO_TIMEOUT_MS));
 });
