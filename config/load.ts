@@ -7,7 +7,7 @@ import { projectPath } from "../lib/paths";
 import { ConfigError, didYouMean, type Problem, renderReceived, zodProblems } from "../lib/problems";
 import { type ChartImages, chartImageProblems, loadChartImages } from "../lib/chart-images";
 import { PROJECT_ROOT } from "../lib/paths";
-import { type HubValues, loadChartDefaults, mergeHubValues, validateHubValues } from "../components/hub/hub-values";
+import { type HubValues, loadChartDefaults, mergeHubValues, setPath, validateHubValues } from "../components/hub/hub-values";
 import { validateIgnoreFile } from "../components/supply-chain/trivy";
 import { loadCatalog } from "./catalog";
 import { resolveImageSpecs } from "./images";
@@ -364,12 +364,7 @@ export function hubSecretProblems(values: Record<string, unknown>, secrets: Reco
     }
     // The chart's schema (tightened the way validateHubValues does) must know the path: set a placeholder there.
     const probe: HubValues = {};
-    let node = probe;
-    const keys = dotted.split(".");
-    keys.forEach((k, i) => {
-      node[k] = i === keys.length - 1 ? "x" : {};
-      node = node[k] as HubValues;
-    });
+    setPath(probe, dotted.split("."), "x");
     const unknown = validateHubValues(mergeHubValues(loadChartDefaults(), probe, {})).filter((m) => /not allowed|unknown|additional/i.test(m));
     if (unknown.length > 0) {
       problems.push({ path: `${ns}jupyterhubSecrets.${dotted}`, message: `is not a value path of the zero-to-jupyterhub chart (${unknown[0]}). Use the chart's own path, e.g. hub.config.GitHubOAuthenticator.client_secret.` });

@@ -231,3 +231,15 @@ export function homeMountOf(merged: HubValues): { key: string; name: string; sub
   if (type === "static") return { key: "home", name: "home", ...subPathOf(section("static")) };
   return undefined;
 }
+
+/** Sets `value` at the dotted path `keys` (`["hub", "config", "X", "client_secret"]`), creating mappings on the way. */
+export function setPath(target: HubValues, keys: readonly string[], value: unknown): void {
+  let node = target;
+  keys.forEach((key, i) => {
+    if (i === keys.length - 1) node[key] = value;
+    else {
+      node[key] ??= {};
+      node = node[key] as HubValues;
+    }
+  });
+}

@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool } from "../../lib/gpu-pool";
 import { type ChartImages, chartImageValues } from "../../lib/chart-images";
-import { homeMountOf, loadChartDefaults, mergeHubValues, type HubValues } from "./hub-values";
+import { homeMountOf, loadChartDefaults, mergeHubValues, setPath, type HubValues } from "./hub-values";
 import { validateProfileList } from "./kubespawner";
 import { type CatalogEntry, catalogEntry, catalogEntryProblems, discoveryRecord, type DiscoveryService } from "./discovery";
 import { DiscoveryRegistration } from "./discovery-registration";
@@ -346,13 +346,3 @@ function fallbackImage(profiles: Profile[], owners: Record<string, string>, imag
   return { name: name!, tag: `${tag}@${digest!}` };
 }
 
-function setPath(target: HubValues, keys: string[], value: unknown): void {
-  let node = target;
-  keys.forEach((key, i) => {
-    if (i === keys.length - 1) node[key] = value;
-    else {
-      node[key] ??= {};
-      node = node[key] as HubValues;
-    }
-  });
-}
