@@ -1,4 +1,8 @@
-import * as k8s from "@pulumi/kubernetes";
+import type * as k8s from "@pulumi/kubernetes";
+import * as appsv1 from "@pulumi/kubernetes/apps/v1";
+import * as corev1 from "@pulumi/kubernetes/core/v1";
+// The Release module alone: helm/v3/index also loads the v3 Chart, which loads every Kubernetes API group (~100 modules).
+import * as helmv3 from "@pulumi/kubernetes/helm/v3/release";
 import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool } from "../../lib/gpu-pool";
 import { type ChartImages, chartImageValues } from "../../lib/chart-images";
@@ -130,7 +134,7 @@ export class JupyterHub extends pulumi.ComponentResource {
     const hub = args.hub;
     const protect = args.protect ?? false;
     this.namespace = hub.namespace;
-    const ns = new k8s.core.v1.Namespace(
+    const ns = new corev1.Namespace(
       `${name}-namespace`,
       { metadata: { name: hub.namespace, labels: { "app.kubernetes.io/part-of": "workbench-images" } } },
       { parent: this, protect, retainOnDelete: protect },
@@ -244,7 +248,7 @@ export class JupyterHub extends pulumi.ComponentResource {
     // values stay a secret as a whole (state, plan output), as jupyterhubSecrets' values do.
     const releaseValues = args.valuesSecret === true ? pulumi.secret(values) : values;
 
-    const release = new k8s.helm.v3.Release(
+    const release = new helmv3.Release(
       `${name}-release`,
       {
         name: hub.releaseName,
@@ -276,7 +280,7 @@ export class JupyterHub extends pulumi.ComponentResource {
       if (problems.length > 0) throw new pulumi.ResourceError(`the published catalog is invalid:\n${problems.join("\n")}\nFix the variants' publish blocks in the image catalog.`, this);
       return entries;
     });
-    new k8s.core.v1.ConfigMap(
+    new corev1.ConfigMap(
       `${name}-catalog`,
       {
         metadata: { name: CATALOG_CONFIGMAP, namespace: ns.metadata.name, labels: { "app.kubernetes.io/part-of": "workbench-images" } },
@@ -301,7 +305,7 @@ export class JupyterHub extends pulumi.ComponentResource {
           };
           return prePullDaemonSet(hub.namespace, g);
         });
-        new k8s.apps.v1.DaemonSet(
+        new appsv1.DaemonSet(
           `${name}-prepull-${group}`,
           {
             metadata: spec.apply((s) => s["metadata"] as k8s.types.input.meta.v1.ObjectMeta),

@@ -1,6 +1,8 @@
-import * as aws from "@pulumi/aws";
+import * as ecr from "@pulumi/aws/ecr";
+import { Provider as AwsProvider } from "@pulumi/aws/provider";
+import type { Region } from "@pulumi/aws/types/enums";
 import * as docker from "@pulumi/docker";
-import * as k8s from "@pulumi/kubernetes";
+import { Provider as KubernetesProvider } from "@pulumi/kubernetes/provider";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegistryConfig, RegistryCredentials } from "../../lib/registry";
 
@@ -15,9 +17,9 @@ export interface ProvidersArgs {
 
 /** The stack's explicit providers: nothing reads ambient AWS or Kubernetes settings. */
 export interface Providers {
-  kubernetes: k8s.Provider;
+  kubernetes: KubernetesProvider;
   /** ECR stacks. */
-  aws?: aws.Provider;
+  aws?: AwsProvider;
   /** The local stack's Docker engine (registry container). */
   docker?: docker.Provider;
   /** ECR push and pull credentials for the gates and copies; undefined on the local stack. */
@@ -29,7 +31,7 @@ export interface Providers {
 export function createProviders(args: ProvidersArgs): Providers {
   // The ambient kubeconfig is never used: the provider gets the stack's kubeconfig secret, or the named context
   // from an explicit kubeconfig path (issue #2).
-  const kubernetes = new k8s.Provider("cluster", {
+  const kubernetes = new KubernetesProvider("cluster", {
     kubeconfig: args.kubeconfig ?? args.cluster.kubeconfigPath,
     ...(args.cluster.context !== undefined ? { context: args.cluster.context } : {}),
     enableServerSideApply: true,
@@ -39,12 +41,12 @@ export function createProviders(args: ProvidersArgs): Providers {
     return { kubernetes, docker: dockerProvider, list: [kubernetes] };
   }
   const registry = args.registry;
-  const awsProvider = new aws.Provider("aws", {
-    region: registry.region as aws.Region,
+  const awsProvider = new AwsProvider("aws", {
+    region: registry.region as Region,
     allowedAccountIds: [registry.accountId],
     defaultTags: { tags: { "workbench-images:stack": args.stack } },
   });
-  const token = aws.ecr.getAuthorizationTokenOutput({ registryId: registry.accountId }, { provider: awsProvider });
+  const token = ecr.getAuthorizationTokenOutput({ registryId: registry.accountId }, { provider: awsProvider });
   const credentials: RegistryCredentials = {
     address: token.proxyEndpoint.apply((e) => e.replace(/^https:\/\//, "")),
     username: token.userName,

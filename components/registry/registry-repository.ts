@@ -1,4 +1,4 @@
-import * as aws from "@pulumi/aws";
+import * as ecr from "@pulumi/aws/ecr";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegistryConfig } from "../../lib/registry";
 import { crossAccountPullPolicy, ecrLifecyclePolicy, MUTABLE_TAG_FILTERS } from "./ecr";
@@ -31,7 +31,7 @@ export class RegistryRepository extends pulumi.ComponentResource {
     const registry = args.registry;
     if (registry.kind === "ecr") {
       const protect = args.protect ?? false;
-      const repo = new aws.ecr.Repository(
+      const repo = new ecr.Repository(
         `${name}-ecr`,
         {
           name: args.repositoryName,
@@ -50,13 +50,13 @@ export class RegistryRepository extends pulumi.ComponentResource {
         // into deleting the repository with its images.
         { parent: this, protect, retainOnDelete: protect || !registry.forceDelete },
       );
-      new aws.ecr.LifecyclePolicy(
+      new ecr.LifecyclePolicy(
         `${name}-lifecycle`,
         { repository: repo.name, policy: ecrLifecyclePolicy(registry.lifecycle) },
         { parent: this },
       );
       if (registry.pullAccountIds.length > 0) {
-        new aws.ecr.RepositoryPolicy(
+        new ecr.RepositoryPolicy(
           `${name}-pull-policy`,
           { repository: repo.name, policy: crossAccountPullPolicy(registry.pullAccountIds) },
           { parent: this },

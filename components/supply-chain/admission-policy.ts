@@ -1,4 +1,6 @@
-import * as k8s from "@pulumi/kubernetes";
+import * as apiextensions from "@pulumi/kubernetes/apiextensions";
+// The Release module alone: helm/v3/index also loads the v3 Chart, which loads every Kubernetes API group (~100 modules).
+import * as helmv3 from "@pulumi/kubernetes/helm/v3/release";
 import * as pulumi from "@pulumi/pulumi";
 import { type ChartImages, chartImageValues } from "../../lib/chart-images";
 import { clusterPolicy, clusterPolicyMetadata, KYVERNO_CHART, KYVERNO_CHART_REPOSITORY, kyvernoChartValues, kyvernoFieldStyle } from "./kyverno";
@@ -54,8 +56,8 @@ export interface AdmissionPolicyArgs {
  */
 export class AdmissionPolicy extends pulumi.ComponentResource {
   /** The Kyverno release; undefined when the cluster already runs Kyverno. */
-  readonly release?: k8s.helm.v3.Release;
-  readonly policy: k8s.apiextensions.CustomResource;
+  readonly release?: helmv3.Release;
+  readonly policy: apiextensions.CustomResource;
   readonly policyName: pulumi.Output<string>;
 
   constructor(name: string, args: AdmissionPolicyArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -76,7 +78,7 @@ export class AdmissionPolicy extends pulumi.ComponentResource {
     if (a.installKyverno) {
       const roleArn = args.kyvernoServiceAccountRoleArn;
       const imageValues = chartImageValues("kyverno", args.chartImages);
-      this.release = new k8s.helm.v3.Release(
+      this.release = new helmv3.Release(
         `${name}-kyverno`,
         {
           name: "kyverno",
@@ -117,7 +119,7 @@ export class AdmissionPolicy extends pulumi.ComponentResource {
           throw new pulumi.ResourceError(`AdmissionPolicy "${name}": ${e instanceof Error ? e.message : String(e)}`, this);
         }
       });
-    this.policy = new k8s.apiextensions.CustomResource(
+    this.policy = new apiextensions.CustomResource(
       `${name}-policy`,
       { apiVersion: "kyverno.io/v1", kind: "ClusterPolicy", metadata: clusterPolicyMetadata(policyName, args.requireAttestations ?? false), spec: doc.spec },
       // The ClusterPolicy CRD and the webhook that enforces it come with the release.

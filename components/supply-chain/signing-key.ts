@@ -1,4 +1,4 @@
-import * as aws from "@pulumi/aws";
+import * as kms from "@pulumi/aws/kms";
 import * as pulumi from "@pulumi/pulumi";
 import { cosignKmsKeyRef, signingKeyPolicy } from "./cosign";
 
@@ -29,8 +29,8 @@ export interface SigningKeyArgs {
  * key policy under which only the signer roles sign and the account only administers.
  */
 export class SigningKey extends pulumi.ComponentResource {
-  readonly key: aws.kms.Key;
-  readonly alias: aws.kms.Alias;
+  readonly key: kms.Key;
+  readonly alias: kms.Alias;
   readonly keyArn: pulumi.Output<string>;
   /** `alias/<name>`. */
   readonly aliasName: pulumi.Output<string>;
@@ -66,7 +66,7 @@ export class SigningKey extends pulumi.ComponentResource {
 
     const partition = [...partitions][0] ?? "aws";
     const protect = args.protect ?? false;
-    this.key = new aws.kms.Key(
+    this.key = new kms.Key(
       `${name}-key`,
       {
         description: `cosign signing key for workbench images (${args.keyAlias})`,
@@ -80,7 +80,7 @@ export class SigningKey extends pulumi.ComponentResource {
       },
       { parent: this, protect, retainOnDelete: protect },
     );
-    this.alias = new aws.kms.Alias(
+    this.alias = new kms.Alias(
       `${name}-alias`,
       { name: args.keyAlias, targetKeyId: this.key.keyId },
       { parent: this, protect, retainOnDelete: protect },
@@ -88,7 +88,7 @@ export class SigningKey extends pulumi.ComponentResource {
     this.keyArn = this.key.arn;
     this.aliasName = this.alias.name;
     this.cosignKeyRef = this.key.arn.apply(cosignKmsKeyRef);
-    this.publicKeyPem = aws.kms.getPublicKeyOutput({ keyId: this.key.arn }, { parent: this }).publicKeyPem;
+    this.publicKeyPem = kms.getPublicKeyOutput({ keyId: this.key.arn }, { parent: this }).publicKeyPem;
     this.registerOutputs({ keyArn: this.keyArn, aliasName: this.aliasName, cosignKeyRef: this.cosignKeyRef, publicKeyPem: this.publicKeyPem });
   }
 }

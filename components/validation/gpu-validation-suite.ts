@@ -1,4 +1,4 @@
-import * as k8s from "@pulumi/kubernetes";
+import * as corev1 from "@pulumi/kubernetes/core/v1";
 import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool } from "../../lib/gpu-pool";
 import {
@@ -73,8 +73,8 @@ export interface GpuValidationSuiteArgs {
  * variant with no pool (all excluded) has no entry, because nothing validated it.
  */
 export class GpuValidationSuite extends pulumi.ComponentResource {
-  readonly namespace: k8s.core.v1.Namespace;
-  readonly checksConfigMap: k8s.core.v1.ConfigMap;
+  readonly namespace: corev1.Namespace;
+  readonly checksConfigMap: corev1.ConfigMap;
   /** sha256 of the check files: part of every Job name. */
   readonly checksHash: string;
   readonly validations: GpuValidation[];
@@ -119,7 +119,7 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
     this.laneTails = new Map();
 
     const labels = { "app.kubernetes.io/name": APP_LABEL, "app.kubernetes.io/part-of": "workbench-images" };
-    this.namespace = prior?.namespace ?? new k8s.core.v1.Namespace(
+    this.namespace = prior?.namespace ?? new corev1.Namespace(
       `${name}-namespace`,
       {
         metadata: {
@@ -131,7 +131,7 @@ export class GpuValidationSuite extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.checksConfigMap = prior?.checksConfigMap ?? new k8s.core.v1.ConfigMap(
+    this.checksConfigMap = prior?.checksConfigMap ?? new corev1.ConfigMap(
       `${name}-checks`,
       {
         metadata: { name: checksConfigMapName(checks.hash), namespace: this.namespace.metadata.name, labels },

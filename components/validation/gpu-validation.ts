@@ -1,4 +1,6 @@
-import * as k8s from "@pulumi/kubernetes";
+import * as batchv1 from "@pulumi/kubernetes/batch/v1";
+import * as corev1 from "@pulumi/kubernetes/core/v1";
+import * as rbacv1 from "@pulumi/kubernetes/rbac/v1";
 import * as pulumi from "@pulumi/pulumi";
 import {
   APP_LABEL,
@@ -35,7 +37,7 @@ export interface GpuValidationArgs {
    * The Job this one runs after (the previous Job in its pool's lane), so a pool runs a bounded number at once.
    * @default none: the Job starts as soon as its inputs exist
    */
-  after?: k8s.batch.v1.Job;
+  after?: batchv1.Job;
 }
 
 /**
@@ -46,7 +48,7 @@ export interface GpuValidationArgs {
  * the check ConfigMap.
  */
 export class GpuValidation extends pulumi.ComponentResource {
-  readonly job: k8s.batch.v1.Job;
+  readonly job: batchv1.Job;
   /** `wbv-<variant>-<pool>-<hash>`: changes exactly when the image digest or the checks change. */
   readonly jobName: pulumi.Output<string>;
   /** The pool's name, or "cpu". */
@@ -54,7 +56,7 @@ export class GpuValidation extends pulumi.ComponentResource {
   /** The input imageRef, resolved only once the Job has succeeded. */
   readonly validatedRef: pulumi.Output<string>;
   /** The empty ConfigMap `<job>-report` the check pod writes its report into. */
-  readonly reportConfigMap: k8s.core.v1.ConfigMap;
+  readonly reportConfigMap: corev1.ConfigMap;
   /** The report as stored by the pod, read back after the Job succeeded ("" when absent, and under mocks). */
   readonly reportText: pulumi.Output<string>;
   /** What the report says, for the stack outputs. */
@@ -79,7 +81,7 @@ export class GpuValidation extends pulumi.ComponentResource {
       return { job, configMap: reportConfigMapName(job), reporter: reporterName(job) };
     });
     const labels = { "app.kubernetes.io/name": APP_LABEL, [VARIANT_LABEL]: labelValue(args.variant.name), [POOL_LABEL]: labelValue(this.pool) };
-    this.reportConfigMap = new k8s.core.v1.ConfigMap(
+    this.reportConfigMap = new corev1.ConfigMap(
       `${name}-report`,
       {
         // No `data`: with server-side apply (the provider's default) the program never owns data["report.json"],
@@ -94,18 +96,18 @@ export class GpuValidation extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const serviceAccount = new k8s.core.v1.ServiceAccount(
+    const serviceAccount = new corev1.ServiceAccount(
       `${name}-reporter`,
       // The pod asks for its token explicitly; nothing else that might run as this account gets one by default.
       { metadata: { name: names.reporter, namespace: args.namespace, labels }, automountServiceAccountToken: false },
       { parent: this },
     );
-    const role = new k8s.rbac.v1.Role(
+    const role = new rbacv1.Role(
       `${name}-reporter-role`,
       { metadata: { name: names.reporter, namespace: args.namespace, labels }, rules: this.reportConfigMap.metadata.name.apply(reporterRules) },
       { parent: this },
     );
-    const binding = new k8s.rbac.v1.RoleBinding(
+    const binding = new rbacv1.RoleBinding(
       `${name}-reporter-binding`,
       {
         metadata: { name: names.reporter, namespace: args.namespace, labels },
@@ -130,7 +132,7 @@ export class GpuValidation extends pulumi.ComponentResource {
         }),
       );
     const timeout = jobCreateTimeout(jobDeadlineSeconds(args.variant, args.validation));
-    this.job = new k8s.batch.v1.Job(
+    this.job = new batchv1.Job(
       `${name}-job`,
       { metadata: job.metadata, spec: job.spec },
       {
@@ -148,7 +150,7 @@ export class GpuValidation extends pulumi.ComponentResource {
     // failed check fails `up` first). In a preview of a new Job the id is unknown, and the engine skips a read
     // whose id is unknown (pulumi pkg/resource/deploy/step.go ReadStep.Apply), so a preview never reads a
     // ConfigMap that does not exist yet; an unchanged Job's report is read in previews too.
-    const readback = k8s.core.v1.ConfigMap.get(
+    const readback = corev1.ConfigMap.get(
       `${name}-report-readback`,
       pulumi.all([this.job.id, args.namespace, this.reportConfigMap.metadata.name]).apply(([, ns, cm]) => `${ns}/${cm}`),
       { parent: this, dependsOn: [this.job] },

@@ -1,4 +1,5 @@
-import * as k8s from "@pulumi/kubernetes";
+import * as batchv1 from "@pulumi/kubernetes/batch/v1";
+import * as corev1 from "@pulumi/kubernetes/core/v1";
 import * as pulumi from "@pulumi/pulumi";
 import { type ExecutedStorage, executedClaim, notebookCommand, notebookJob, type RuntimeJobSettings, type SmokeSubject } from "./runtime-jobs";
 import { digestOf, jobCreateTimeout, jobDeadlineSeconds } from "./validation-job";
@@ -25,8 +26,8 @@ export interface NotebookValidationArgs {
  * with the runner's verdict (notebook, cell, exception); `validatedRef` resolves only after every notebook passed.
  */
 export class NotebookValidation extends pulumi.ComponentResource {
-  readonly claim: k8s.core.v1.PersistentVolumeClaim;
-  readonly job: k8s.batch.v1.Job;
+  readonly claim: corev1.PersistentVolumeClaim;
+  readonly job: batchv1.Job;
   /** `wbn-<id>-<hash>`: changes exactly when the digest (which carries the notebooks) or the tier changes. */
   readonly jobName: pulumi.Output<string>;
   readonly claimName: pulumi.Output<string>;
@@ -47,7 +48,7 @@ export class NotebookValidation extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`NotebookValidation ${name}: ${(err as Error).message}`, this);
     }
     const claim = pulumi.output(args.namespace).apply((namespace) => executedClaim(args.tier, namespace, args.storage));
-    this.claim = new k8s.core.v1.PersistentVolumeClaim(`${name}-executed`, { metadata: claim.metadata, spec: claim.spec }, { parent: this });
+    this.claim = new corev1.PersistentVolumeClaim(`${name}-executed`, { metadata: claim.metadata, spec: claim.spec }, { parent: this });
     this.claimName = this.claim.metadata.name;
     const job = pulumi
       .all([args.imageRef, args.namespace, this.claimName])
@@ -55,7 +56,7 @@ export class NotebookValidation extends pulumi.ComponentResource {
         notebookJob({ image: args.image, tier: args.tier, imageRef, namespace, claimName, fsGroup: args.fsGroup, settings: args.settings }),
       );
     const timeout = jobCreateTimeout(jobDeadlineSeconds(args.image, args.settings));
-    this.job = new k8s.batch.v1.Job(
+    this.job = new batchv1.Job(
       `${name}-job`,
       { metadata: job.metadata, spec: job.spec },
       { parent: this, customTimeouts: { create: timeout, update: timeout } },

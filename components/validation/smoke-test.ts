@@ -1,4 +1,4 @@
-import * as k8s from "@pulumi/kubernetes";
+import * as batchv1 from "@pulumi/kubernetes/batch/v1";
 import * as pulumi from "@pulumi/pulumi";
 import { type RuntimeJobSettings, type SmokeSubject, smokeCommand, smokeJob } from "./runtime-jobs";
 import { digestOf, jobCreateTimeout, jobDeadlineSeconds } from "./validation-job";
@@ -20,7 +20,7 @@ export interface SmokeTestArgs {
  * check instead (gpu_check.py smoke_test).
  */
 export class SmokeTest extends pulumi.ComponentResource {
-  readonly job: k8s.batch.v1.Job;
+  readonly job: batchv1.Job;
   /** `wbs-<id>-<hash>`: changes exactly when the digest or the smoke command changes. */
   readonly jobName: pulumi.Output<string>;
   /** The input imageRef, resolved only once the Job has succeeded. */
@@ -36,7 +36,7 @@ export class SmokeTest extends pulumi.ComponentResource {
     }
     const job = combine(args.imageRef, args.namespace, (imageRef, namespace) => smokeJob({ image: args.image, imageRef, namespace, settings: args.settings }));
     const timeout = jobCreateTimeout(jobDeadlineSeconds(args.image, args.settings));
-    this.job = new k8s.batch.v1.Job(
+    this.job = new batchv1.Job(
       `${name}-job`,
       { metadata: job.metadata, spec: job.spec },
       // As the GPU check (gpu-validation.ts): longer than activeDeadlineSeconds, so the Job's own failure is reported.
