@@ -1,4 +1,19 @@
-import { DockerfileParser } from "dockerfile-ast";
+import { type Dockerfile, DockerfileParser } from "dockerfile-ast";
+
+const parsedCache = new Map<string, Dockerfile>();
+
+/**
+ * One parse per Dockerfile text for the whole run: the catalog checks, the run-as checks and the per-target content
+ * hashes all read the same few Dockerfiles (a dev plan asked for 27 parses of 8 texts). Callers only read the result.
+ */
+export function parseDockerfile(content: string): Dockerfile {
+  let dockerfile = parsedCache.get(content);
+  if (dockerfile === undefined) {
+    dockerfile = DockerfileParser.parse(content);
+    parsedCache.set(content, dockerfile);
+  }
+  return dockerfile;
+}
 
 export interface DockerfileSummary {
   /** Stage names in order (`FROM x AS name`); unnamed stages are absent. */
@@ -11,7 +26,7 @@ export interface DockerfileSummary {
 
 /** Reads a Dockerfile with a real parser (dockerfile-ast), never with regular expressions over lines. */
 export function summarizeDockerfile(content: string): DockerfileSummary {
-  const dockerfile = DockerfileParser.parse(content);
+  const dockerfile = parseDockerfile(content);
   const froms = dockerfile.getFROMs();
   return {
     stages: froms.map((f) => f.getBuildStage()).filter((s): s is string => s !== null),
@@ -36,7 +51,7 @@ export interface DockerfileRuntime {
  * base: a stage inherits its parent stage's settings. Reads the instructions with dockerfile-ast.
  */
 export function dockerfileRuntime(content: string, target?: string): DockerfileRuntime {
-  const dockerfile = DockerfileParser.parse(content);
+  const dockerfile = parseDockerfile(content);
   const froms = dockerfile.getFROMs();
   const stages = froms.map((f) => ({ name: f.getBuildStage(), image: f.getImage(), line: f.getRange().start.line, user: undefined as string | undefined, workdir: undefined as string | undefined }));
   for (const instruction of dockerfile.getInstructions()) {

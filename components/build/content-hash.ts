@@ -2,7 +2,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import dockerignore from "@balena/dockerignore";
-import { DockerfileParser, type Instruction } from "dockerfile-ast";
+import type { Instruction } from "dockerfile-ast";
+import { parseDockerfile } from "../../config/dockerfile";
 
 /**
  * Content-addressed tags (issue #2): a hash of exactly a variant's build inputs, from content only. File paths are
@@ -273,7 +274,7 @@ const modelCache = new Map<string, Model>();
 function modelOf(text: string): Model {
   const cached = modelCache.get(text);
   if (cached) return cached;
-  const dockerfile = DockerfileParser.parse(text);
+  const dockerfile = parseDockerfile(text);
   const lineStarts = [0];
   for (let i = 0; i < text.length; i++) if (text[i] === "\n") lineStarts.push(i + 1);
   const model: Model = { globals: [], stages: [] };
