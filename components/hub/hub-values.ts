@@ -3,10 +3,10 @@
  * against the chart's own values.schema.json at plan time, so a bad value fails `pulumi preview` instead of
  * `helm upgrade`. The schema and defaults are vendored in schemas/zero-to-jupyterhub-4.4.0/ (see its README).
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
+import type { default as Ajv, ErrorObject, Options, ValidateFunction } from "ajv";
 import { closest, distance } from "fastest-levenshtein";
 import { formatValuePath, renderValue, validateProfileList } from "./kubespawner";
 import { PROFILE_FILTER_MARKER } from "./profiles";
@@ -82,32 +82,119 @@ function tightened(schema: HubValues): HubValues {
   return copy;
 }
 
-let compiled: ValidateFunction | undefined;
+/**
+ * Ajv's options for the chart's schema, at run time and at build time alike (the precompiled validator must report
+ * the same errors), and part of the fingerprint that ties a precompiled validator to what it was compiled with.
+ */
+const AJV_OPTIONS = {
+  allErrors: true,
+  // error.data and error.parentSchema: the value received and the allowed keys for "did you mean".
+  verbose: true,
+  // Ajv's strict mode lints schema style (strictRequired, strictTypes), which this third-party schema, written for
+  // Helm's validator, does not follow; strictSchema stays on so a keyword Ajv would ignore still fails loudly.
+  strict: false,
+  strictSchema: true,
+  // hub.config has properties (JupyterHub) that also match its patternProperties (^[A-Z].*$), as intended.
+  allowMatchingProperties: true,
+  // Ajv's code optimizer takes ~1.3 s on this 47 KB schema and saves nothing measurable for the one validation a
+  // plan makes (measured: compile 1.65 s → 0.34 s). Nor does it speed up the precompiled validator (measured: load
+  // and first validation 25-35 ms either way), so build and run time compile alike.
+  code: { optimize: false },
+} as const satisfies Options;
 
-function validator(): ValidateFunction {
-  if (compiled !== undefined) return compiled;
+/**
+ * The validator scripts/build-dist.cjs precompiles (writePrecompiledValidator) beside the compiled module, in
+ * dist/components/hub/ (issue #16): a plan then loads generated code instead of loading Ajv and compiling the
+ * schema (~80 ms of a ~1 s plan). Sources run by tsx or vitest have none beside them and compile at run time.
+ */
+export const PRECOMPILED_VALIDATOR_FILE = "values-schema.validate.js";
+
+/** The chart's values.schema.json, tightened; what both the run-time and the precompiled validator compile. */
+function valuesSchema(): HubValues {
   const file = path.join(CHART_SCHEMA_DIR, "values.schema.json");
   const schema: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
   if (!isPlainObject(schema) || schema.$schema !== "http://json-schema.org/draft-07/schema#") {
     // Ajv's default class implements draft-07; a newer chart schema needs Ajv2019/Ajv2020 instead.
     throw new Error(`${file}: expected a draft-07 JSON schema, got $schema ${renderValue(isPlainObject(schema) ? schema.$schema : schema)}`);
   }
-  const ajv = new Ajv({
-    allErrors: true,
-    // error.data and error.parentSchema: the value received and the allowed keys for "did you mean".
-    verbose: true,
-    // Ajv's strict mode lints schema style (strictRequired, strictTypes), which this third-party schema, written for
-    // Helm's validator, does not follow; strictSchema stays on so a keyword Ajv would ignore still fails loudly.
-    strict: false,
-    strictSchema: true,
-    // hub.config has properties (JupyterHub) that also match its patternProperties (^[A-Z].*$), as intended.
-    allowMatchingProperties: true,
-    // Ajv's code optimizer takes ~1.3 s on this 47 KB schema and saves nothing measurable for the one validation a
-    // plan makes (measured: compile 1.65 s → 0.34 s).
-    code: { optimize: false },
-  });
+  return tightened(schema);
+}
+
+/**
+ * What a validator compiled from `schema` depends on: the schema, Ajv's options and the Ajv and ajv-formats
+ * releases (whose generated code and error objects may differ). A precompiled validator with another fingerprint
+ * (dist/ built before an edit or an `npm install`, and not rebuilt since) is not used.
+ */
+function fingerprint(schema: HubValues): string {
+  const version = (pkg: string) => (require(`${pkg}/package.json`) as { version: string }).version;
+  return createHash("sha256")
+    .update(JSON.stringify([version("ajv"), version("ajv-formats"), AJV_OPTIONS, schema]))
+    .digest("hex");
+}
+
+/**
+ * Compiles `schema` with Ajv. Ajv and ajv-formats are required here, not imported at the top: a plan that finds
+ * the precompiled validator never loads them. `source` keeps the generated code for standalone output.
+ */
+function compile(schema: HubValues, source: boolean): { ajv: Ajv; validate: ValidateFunction } {
+  const { default: AjvClass } = require("ajv") as typeof import("ajv");
+  const { default: addFormats } = require("ajv-formats") as typeof import("ajv-formats");
+  const ajv = new AjvClass({ ...AJV_OPTIONS, code: { ...AJV_OPTIONS.code, source } });
+  // With code.source, ajv-formats makes the generated code require its formats itself (ajv.opts.code.formats).
   addFormats(ajv);
-  compiled = ajv.compile(tightened(schema));
+  return { ajv, validate: ajv.compile(schema) };
+}
+
+/** The chart's validator compiled now: what tsx and vitest use, and a plan whose dist/ has no matching precompiled one. */
+export function compileValuesValidator(): ValidateFunction {
+  return compile(valuesSchema(), false).validate;
+}
+
+/**
+ * The standalone module of the chart's validator (https://ajv.js.org/standalone.html): a CommonJS module exporting
+ * the validate function, which requires only Ajv's runtime helpers and ajv-formats' formats it uses, with the
+ * fingerprint of what it was compiled from. Written to `file` through a temporary name, so a concurrent plan never
+ * loads half a file. Run by scripts/build-dist.cjs from the compiled module.
+ */
+export function writePrecompiledValidator(file: string): void {
+  const schema = valuesSchema();
+  const { ajv, validate } = compile(schema, true);
+  const { default: standaloneCode } = require("ajv/dist/standalone") as typeof import("ajv/dist/standalone");
+  const code = [
+    "// Generated by scripts/build-dist.cjs with components/hub/hub-values.ts (writePrecompiledValidator); do not edit.",
+    standaloneCode(ajv, validate),
+    `module.exports.fingerprint = ${JSON.stringify(fingerprint(schema))};`,
+    "",
+  ].join("\n");
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, code);
+  fs.renameSync(tmp, file);
+}
+
+/** The validator precompiled into `file`, if there is one compiled from the chart's schema as it is now. */
+export function loadPrecompiledValidator(file: string): ValidateFunction | undefined {
+  return precompiled(file, fingerprint(valuesSchema()));
+}
+
+function precompiled(file: string, expected: string): ValidateFunction | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  let loaded: unknown;
+  try {
+    loaded = require(file);
+  } catch {
+    // A module that does not load (edited by hand): compiling at run time gives the same validator.
+    return undefined;
+  }
+  const matches = typeof loaded === "function" && (loaded as { fingerprint?: unknown }).fingerprint === expected;
+  return matches ? (loaded as ValidateFunction) : undefined;
+}
+
+let compiled: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  if (compiled !== undefined) return compiled;
+  const schema = valuesSchema();
+  compiled = precompiled(path.join(__dirname, PRECOMPILED_VALIDATOR_FILE), fingerprint(schema)) ?? compile(schema, false).validate;
   return compiled;
 }
 
