@@ -154,9 +154,18 @@ function removeOrphans(dir, expected) {
   }
 }
 
-try {
-  main();
-} catch (e) {
-  process.stderr.write(`build: cannot compile the CLIs to dist/: ${firstLine(e)}. Run \`npm run typecheck\` for details.\n`);
-  process.exit(1);
+/** Brings dist/ up to date; false (after one line on stderr) when it cannot. */
+function build() {
+  try {
+    main();
+    return true;
+  } catch (e) {
+    process.stderr.write(`build: cannot compile the CLIs to dist/: ${firstLine(e)}. Run \`npm run typecheck\` for details.\n`);
+    return false;
+  }
 }
+
+module.exports = { build };
+
+// `npm run build`; the CLIs' npm scripts build through scripts/run-cli.cjs, in their own process.
+if (require.main === module && !build()) process.exit(1);

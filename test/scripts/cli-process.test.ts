@@ -1,7 +1,8 @@
 /**
  * plan:diff and bench as npm runs them (node dist/scripts/<cli>.js in a child process, compiled by test/unit-setup.ts):
  * one run each, for what only a process shows (exit status 2, the one line on stderr, nothing on stdout, no stack
- * trace). Everything else is in-process in cli-main.test.ts (issue #16).
+ * trace), and the launcher npm scripts use (scripts/run-cli.cjs). Everything else is in-process in cli-main.test.ts
+ * (issue #16).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -37,6 +38,26 @@ describe("CLIs in their own process", () => {
       status: 2,
       stdout: "",
       stderr: 'bench: --variants-max: is not an option of bench. Usage: npm run bench (no options; it prints a table of figures).\n',
+    });
+  });
+
+  it("npm's launcher runs the named CLI as the main module, with the flags after the name", async () => {
+    const r = await runCommand(process.execPath, [path.join(ROOT, "scripts", "run-cli.cjs"), "plan-diff", "--bogus"], { cwd: ROOT, timeoutMs: 60_000 });
+    expect({ status: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      status: 2,
+      stdout: "",
+      stderr:
+        "plan:diff: --bogus: is not an option of plan:diff. plan:diff takes no options. Usage: npm run plan:diff -- <base.json> <head.json> (two files written by `npm run plan -- --format json --out <file>`).\n" +
+        "plan:diff: arguments: needs two plan files, base then head; got 0. Usage: npm run plan:diff -- <base.json> <head.json> (two files written by `npm run plan -- --format json --out <file>`).\n",
+    });
+  });
+
+  it("npm's launcher refuses a CLI it does not know, with exit 2 and the list", async () => {
+    const r = await runCommand(process.execPath, [path.join(ROOT, "scripts", "run-cli.cjs"), "deploy"], { cwd: ROOT, timeoutMs: 60_000 });
+    expect({ status: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      status: 2,
+      stdout: "",
+      stderr: 'run-cli: unknown CLI "deploy"; expected one of bench, fixtures, pin-bases, pin-chart-images, plan, plan-diff, promote.\n',
     });
   });
 });
