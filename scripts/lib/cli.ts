@@ -178,7 +178,7 @@ export function checkFlags(
       });
     }
   } else if (positionals.length < pos.min) {
-    problems.push({ where: cli, message: `needs ${pos.what}; got ${positionals.length}. ${options.help}` });
+    problems.push({ where: "arguments", message: `needs ${pos.what}; got ${positionals.length}. ${options.help}` });
   }
   return { values, positionals, problems };
 }

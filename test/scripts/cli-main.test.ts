@@ -250,7 +250,7 @@ describe("plan:diff main", () => {
   it("bad arguments: a flag (it takes none), too few or too many files", async () => {
     const dir = tmp();
     refused(await run(planDiff, ["--base", "a.json", "b.json"], { cwd: dir }), [`plan:diff: --base: is not an option of plan:diff. plan:diff takes no options. ${USAGE}`]);
-    refused(await run(planDiff, ["a.json"], { cwd: dir }), [`plan:diff: plan:diff: needs two plan files, base then head; got 1. ${USAGE}`]);
+    refused(await run(planDiff, ["a.json"], { cwd: dir }), [`plan:diff: arguments: needs two plan files, base then head; got 1. ${USAGE}`]);
     refused(await run(planDiff, ["a.json", "b.json", "c.json"], { cwd: dir }), [`plan:diff: c.json: is one argument too many: plan:diff takes two plan files, base then head. ${USAGE}`]);
   });
 
