@@ -1,4 +1,4 @@
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isDigestPinned } from "./image-ref";
 import { strictObject } from "./zod-util";
@@ -20,6 +20,22 @@ export interface RegistryCredentials {
   address: pulumi.Input<string>;
   username: pulumi.Input<string>;
   password: pulumi.Input<string>;
+}
+
+const secretPasswords = new WeakMap<Pick<RegistryCredentials, "password">, pulumi.Output<string>>();
+
+/**
+ * The password as a Pulumi secret, whatever the caller passed: every command that gets it in its environment marks it
+ * secret through this. One Output per credentials object, shared by all of them (issue #16: five `pulumi.secret`
+ * copies per image, each with its own promises, were a measurable share of a large plan's cost).
+ */
+export function secretPassword(credentials: Pick<RegistryCredentials, "password">): pulumi.Output<string> {
+  let secret = secretPasswords.get(credentials);
+  if (secret === undefined) {
+    secret = pulumi.secret(credentials.password);
+    secretPasswords.set(credentials, secret);
+  }
+  return secret;
 }
 
 const repositoryPrefix = z

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { digestHex, requireDigestRef } from "../../lib/image-ref";
-import type { RegistryCredentials } from "../../lib/registry";
+import { type RegistryCredentials, secretPassword } from "../../lib/registry";
 import { after, asOutput, combine } from "../../lib/outputs";
 import { shellQuote } from "../../lib/shell";
 import { cosignAttestCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
@@ -110,13 +110,13 @@ export class Attestations extends pulumi.ComponentResource {
       });
       if (args.credentials !== undefined) {
         common[REGISTRY_USERNAME_ENV] = args.credentials.username;
-        common[REGISTRY_PASSWORD_ENV] = pulumi.secret(args.credentials.password);
+        common[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);
       }
     }
     const sbomEnvironment: Record<string, pulumi.Input<string>> = { ...common };
     if (args.credentials !== undefined) {
       sbomEnvironment[TRIVY_USERNAME_ENV] = args.credentials.username;
-      sbomEnvironment[TRIVY_PASSWORD_ENV] = pulumi.secret(args.credentials.password);
+      sbomEnvironment[TRIVY_PASSWORD_ENV] = secretPassword(args.credentials);
     }
     this.sbom = new command.local.Command(
       `${name}-sbom`,

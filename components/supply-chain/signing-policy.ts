@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import { cosignSignCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
-import type { RegistryCredentials } from "../../lib/registry";
+import { type RegistryCredentials, secretPassword } from "../../lib/registry";
 import { after, asOutput, combine } from "../../lib/outputs";
 
 export interface SigningPolicyArgs {
@@ -77,7 +77,7 @@ export class SigningPolicy extends pulumi.ComponentResource {
     };
     if (args.credentials !== undefined) {
       environment[REGISTRY_USERNAME_ENV] = args.credentials.username;
-      environment[REGISTRY_PASSWORD_ENV] = pulumi.secret(args.credentials.password);
+      environment[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);
     }
     this.sign = new command.local.Command(
       `${name}-cosign`,

@@ -2,7 +2,7 @@ import * as crypto from "node:crypto";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { digestHex, requireDigestRef } from "../../lib/image-ref";
-import type { RegistryCredentials } from "../../lib/registry";
+import { type RegistryCredentials, secretPassword } from "../../lib/registry";
 import { shellQuote } from "../../lib/shell";
 import { attestationTarget } from "../supply-chain/attestations";
 import { cosignAttestCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "../supply-chain/cosign";
@@ -143,7 +143,7 @@ export class ReportAttestation extends pulumi.ComponentResource {
       });
       if (args.credentials !== undefined) {
         environment[REGISTRY_USERNAME_ENV] = args.credentials.username;
-        environment[REGISTRY_PASSWORD_ENV] = pulumi.secret(args.credentials.password);
+        environment[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);
       }
     }
     this.command = new command.local.Command(

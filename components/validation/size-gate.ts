@@ -1,9 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
-import type { RegistryCredentials } from "../../lib/registry";
+import { isLoopbackRepository, type RegistryCredentials, secretPassword } from "../../lib/registry";
 import { after, asOutput } from "../../lib/outputs";
-import { isLoopbackRepository } from "../../lib/registry";
 import { SIZE_PASSWORD_ENV, SIZE_USERNAME_ENV, sizeCheckScript } from "./image-size";
 
 export interface SizeGateArgs {
@@ -54,7 +53,7 @@ export class SizeGate extends pulumi.ComponentResource {
     const environment: Record<string, pulumi.Input<string>> = {};
     if (args.credentials !== undefined) {
       environment[SIZE_USERNAME_ENV] = args.credentials.username;
-      environment[SIZE_PASSWORD_ENV] = pulumi.secret(args.credentials.password);
+      environment[SIZE_PASSWORD_ENV] = secretPassword(args.credentials);
     }
     this.check = new command.local.Command(
       `${name}-skopeo`,

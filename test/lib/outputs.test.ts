@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { after, asOutput, combine } from "../../lib/outputs";
+import { secretPassword } from "../../lib/registry";
 
 async function seen<T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> {
   const impl = o as unknown as { promise(): Promise<T>; isSecret: Promise<boolean> };
@@ -38,5 +39,16 @@ describe("lib/outputs against the SDK's own forms", () => {
     expect(await seen(after("ref", pulumi.output(1)))).toEqual({ value: "ref", secret: false });
     expect(await seen(after("ref", pulumi.secret(1)))).toEqual(await seen(pulumi.all(["ref", pulumi.secret(1)]).apply(([r]) => r)));
     expect(await seen(after(pulumi.secret("ref"), 1))).toEqual({ value: "ref", secret: true });
+  });
+});
+
+describe("secretPassword (lib/registry)", () => {
+  it("is the password as a secret, one Output per credentials object, whether the password was secret or not", async () => {
+    const plain = { address: "r.example", username: "AWS", password: "p" };
+    const secret = { address: "r.example", username: "AWS", password: pulumi.secret("q") };
+    expect(secretPassword(plain)).toBe(secretPassword(plain));
+    expect(secretPassword(plain)).not.toBe(secretPassword({ ...plain }));
+    expect(await seen(secretPassword(plain))).toEqual({ value: "p", secret: true });
+    expect(await seen(secretPassword(secret))).toEqual({ value: "q", secret: true });
   });
 });
