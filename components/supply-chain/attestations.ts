@@ -56,9 +56,9 @@ export class Attestations extends pulumi.ComponentResource {
   constructor(name: string, args: AttestationsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workbench:attest:Attestations", name, {}, opts);
     const { error, check, dir, ref, digest } = attestationTarget("Attestations", name, this, args.ref, args.outputDir);
-    const file = (suffix: string) => digest.apply((d) => `${dir}/sha256-${digestHex(d)}.${suffix}`);
-    this.sbomFile = file("cdx.json");
-    this.provenanceFile = file("provenance.json");
+    const fileOf = (d: string, suffix: string) => `${dir}/sha256-${digestHex(d)}.${suffix}`;
+    this.sbomFile = digest.apply((d) => fileOf(d, "cdx.json"));
+    this.provenanceFile = digest.apply((d) => fileOf(d, "provenance.json"));
     this.signed = args.signing !== undefined;
     const signing = args.signing;
     const keyRef: pulumi.Input<string | undefined> = signing ? asOutput(signing.keyRef) : undefined;
@@ -81,8 +81,10 @@ export class Attestations extends pulumi.ComponentResource {
       }
     };
     const mkdir = `mkdir -p ${shellQuote(dir)}`;
-    const sbomCreate = combine(ref, keyRef, (r, k) => this.sbomFile.apply((f) => {
-      check(r);
+    // The file names from the ref itself, not by applying on sbomFile/provenanceFile inside: one Output per command
+    // instead of three (issue #16), with the same dependencies (those Outputs derive from the ref too).
+    const sbomCreate = combine(ref, keyRef, (r, k) => {
+      const f = fileOf(check(r).digest, "cdx.json");
       let sbom: string;
       try {
         sbom = trivySbomCommand({ ref: r, output: f });
@@ -90,13 +92,11 @@ export class Attestations extends pulumi.ComponentResource {
         throw error(e);
       }
       return [mkdir, sbom, ...attest(r, k, "cyclonedx", f)].join(" && ");
-    }));
-    const provenanceCreate = combine(ref, keyRef, (r, k) =>
-      this.provenanceFile.apply((f) => {
-        check(r);
-        return [mkdir, `printf '%s' "$${PROVENANCE_ENV}" > ${shellQuote(f)}`, ...attest(r, k, "slsaprovenance1", f)].join(" && ");
-      }),
-    );
+    });
+    const provenanceCreate = combine(ref, keyRef, (r, k) => {
+      const f = fileOf(check(r).digest, "provenance.json");
+      return [mkdir, `printf '%s' "$${PROVENANCE_ENV}" > ${shellQuote(f)}`, ...attest(r, k, "slsaprovenance1", f)].join(" && ");
+    });
 
     const common: Record<string, pulumi.Input<string>> = {};
     if (signing !== undefined) {
