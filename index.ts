@@ -8,6 +8,7 @@ import { LocalRegistry } from "./components/registry";
 import { AdmissionPolicy, ecrRegistryHost, type GatedImage, gateImage, type ImageOrigin, imageReferencePatterns, readProgramBuilder, SigningKey, type StoredImage } from "./components/supply-chain";
 import { GpuValidationSuite, RuntimeGates } from "./components/validation";
 import { type ImageSpec, loadStackConfig, type StackConfig, type StackOutputsInput } from "./config";
+import { yieldToRuntime } from "./lib/pacing";
 import { PROJECT_ROOT } from "./lib/paths";
 
 /**
@@ -109,15 +110,21 @@ export = async function main(): Promise<StackOutputsInput> {
   const validationNamespace = (): pulumi.Input<string> => suites[0]!.namespace.metadata.name;
   const passedRef = (id: string) => (cfg.images.find((s) => s.id === id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : runtime[id]?.checkedRef);
   const waves = [cfg.images.filter((s) => !builtOnSpec(s)), cfg.images.filter(builtOnSpec)];
-  waves.forEach((wave, i) => {
+  // After each image's resources the program yields (lib/pacing.ts): a plan then holds one image's pending
+  // registrations at a time, not the whole catalog's (issue #16).
+  for (const [i, wave] of waves.entries()) {
     for (const spec of wave) {
       gated[spec.id] = gateImage(spec.id, storeImage(cfg, spec, passedRef, providers, localRegistry), gateSettings, imageOrigin(cfg, spec, passedRef));
+      await yieldToRuntime();
     }
     for (const spec of wave.filter((s) => s.gpu)) runtimeGates(spec);
     const suite = validate(i === 0 ? "gpu-validation" : "gpu-validation-users", wave, suites[0]);
     if (suite) suites.push(suite);
-    for (const spec of wave.filter((s) => !s.gpu)) runtimeGates(spec, validationNamespace());
-  });
+    for (const spec of wave.filter((s) => !s.gpu)) {
+      runtimeGates(spec, validationNamespace());
+      await yieldToRuntime();
+    }
+  }
   const validated = cfg.images.flatMap((spec) => {
     const ref = passedRef(spec.id);
     const pools = spec.gpu ? (suites.find((v) => v.validatedPools[spec.id])?.validatedPools[spec.id] ?? []) : [];

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { observeYields, yieldToRuntime } from "../../lib/pacing";
 
 /**
  * The honest floor for `npm run bench` (issue #16): what the SDK costs for exactly the registrations the program makes,
@@ -34,10 +35,17 @@ export interface RecordedEntry {
   aliases?: Array<string | { name?: string; type?: string; parent?: number; noParent?: boolean }>;
   /** A component's registerOutputs, resolved (wire form). */
   outputs?: Record<string, unknown>;
+  /** A resource read from the provider (`Resource.get`, the `id` option) rather than managed: its ID. */
+  readId?: string;
 }
 
 export interface Recording {
   entries: RecordedEntry[];
+  /**
+   * Where the program yielded to the runtime (lib/pacing.ts), as the number of registrations made before each yield:
+   * the replay yields at the same points, so the floor registers at the program's pace.
+   */
+  yields: number[];
   /** The stack outputs the program returned, resolved. */
   stackOutputs: Record<string, unknown>;
 }
@@ -48,6 +56,7 @@ const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
 
 interface Raw {
   res: pulumi.Resource;
+  read: boolean;
   type: string;
   name: string;
   custom: boolean;
@@ -62,14 +71,22 @@ interface Raw {
  */
 export function startRecording(): { finish(stackOutputs: Record<string, unknown>): Promise<Recording> } {
   // Resource's constructor calls the runtime module's export at call time, so wrapping the export sees every one.
-  const runtimeResource = require("@pulumi/pulumi/runtime/resource") as { registerResource: (...args: any[]) => void };
+  const runtimeResource = require("@pulumi/pulumi/runtime/resource") as { registerResource: (...args: any[]) => void; readResource: (...args: any[]) => void };
   const original = runtimeResource.registerResource;
   const raws: Raw[] = [];
+  const yields: number[] = [];
+  observeYields(() => yields.push(raws.length));
   runtimeResource.registerResource = function (res: pulumi.Resource, parent: pulumi.Resource | undefined, t: string, name: string, custom: boolean, ...rest: any[]) {
     const props = rest[2] as Record<string, unknown>;
     const opts = rest[3] as Raw["opts"];
-    raws.push({ res, type: t, name, custom, ...(parent ? { parent } : {}), keys: Object.keys(props ?? {}), opts: { ...opts } });
+    raws.push({ res, read: false, type: t, name, custom, ...(parent ? { parent } : {}), keys: Object.keys(props ?? {}), opts: { ...opts } });
     return original.call(this, res, parent, t, name, custom, ...rest);
+  };
+  // Reads (`Resource.get`): the SDK sends them through readResource, not registerResource.
+  const originalRead = runtimeResource.readResource;
+  runtimeResource.readResource = function (res: pulumi.Resource, parent: pulumi.Resource | undefined, t: string, name: string, props: Record<string, unknown>, opts: Raw["opts"], ...rest: any[]) {
+    raws.push({ res, read: true, type: t, name, custom: true, ...(parent ? { parent } : {}), keys: Object.keys(props ?? {}), opts: { ...opts } });
+    return originalRead.call(this, res, parent, t, name, props, opts, ...rest);
   };
   const monitor = (pulumi.runtime as unknown as { getMonitor(): any }).getMonitor();
   const requests = new Map<string, any>();
@@ -77,6 +94,12 @@ export function startRecording(): { finish(stackOutputs: Record<string, unknown>
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, callback: (err: unknown, resp: any) => void) =>
     register(req, (err: unknown, resp: any) => {
+      if (!err && resp) requests.set(resp.getUrn(), req);
+      callback(err, resp);
+    });
+  const read = monitor.readResource.bind(monitor);
+  monitor.readResource = (req: any, callback: (err: unknown, resp: any) => void) =>
+    read(req, (err: unknown, resp: any) => {
       if (!err && resp) requests.set(resp.getUrn(), req);
       callback(err, resp);
     });
@@ -88,6 +111,8 @@ export function startRecording(): { finish(stackOutputs: Record<string, unknown>
   return {
     async finish(stackOutputs) {
       runtimeResource.registerResource = original;
+      runtimeResource.readResource = originalRead;
+      observeYields(undefined);
       const index = new Map<pulumi.Resource, number>();
       const byUrn = new Map<string, number>();
       const urns: string[] = [];
@@ -124,7 +149,9 @@ export function startRecording(): { finish(stackOutputs: Record<string, unknown>
           ...(raw.type.startsWith("pulumi:providers:") ? { providerPackage: raw.type.slice("pulumi:providers:".length) } : {}),
           ...(raw.parent !== undefined && idx(raw.parent) !== undefined ? { parent: idx(raw.parent)! } : {}),
           keys: raw.keys,
-          inputs: req.getObject()?.toJavaScript() ?? {},
+          // A read request carries its inputs as `properties`, a registration as `object`.
+          inputs: (raw.read ? req.getProperties() : req.getObject())?.toJavaScript() ?? {},
+          ...(raw.read ? { readId: req.getId() as string } : {}),
           ...(o.provider !== undefined && idx(o.provider) !== undefined ? { provider: idx(o.provider)! } : {}),
           ...(providersList.length > 0 ? { providers: providersList.map((p) => idx(p)!).filter((x) => x !== undefined) } : {}),
           dependsOn,
@@ -137,7 +164,7 @@ export function startRecording(): { finish(stackOutputs: Record<string, unknown>
           ...(componentOutputs.has(urn) ? { outputs: componentOutputs.get(urn)! } : {}),
         };
       });
-      return { entries, stackOutputs };
+      return { entries, yields, stackOutputs };
     },
   };
 }
@@ -180,12 +207,29 @@ function fromWire(value: unknown, resources: pulumi.Resource[], byUrn: Map<strin
   return value;
 }
 
-/** Registers the recording again with no project logic; returns the stack outputs to hand back to the runtime. */
-export function replay(recording: Recording): Record<string, unknown> {
+/**
+ * Registers the recording again with no project logic, yielding where the program yielded; returns the stack outputs
+ * to hand back to the runtime. A component registers its outputs before the next yield (the program's do so at the end
+ * of their constructors).
+ */
+export async function replay(recording: Recording): Promise<Record<string, unknown>> {
   const resources: pulumi.Resource[] = [];
   const byUrn = new Map(recording.entries.map((e, i) => [e.urn, i]));
   const components: Array<[ReplayedComponent, Record<string, unknown>]> = [];
-  for (const e of recording.entries) {
+  let done = 0;
+  const finishComponents = () => {
+    for (; done < components.length; done++) {
+      const [c, outputs] = components[done]!;
+      c.done(fromWire(outputs, resources, byUrn) as Record<string, unknown>);
+    }
+  };
+  let nextYield = 0;
+  for (const [index, e] of recording.entries.entries()) {
+    while (recording.yields[nextYield] === index) {
+      finishComponents();
+      await yieldToRuntime();
+      nextYield++;
+    }
     const parent = e.parent !== undefined ? resources[e.parent] : undefined;
     const opts: pulumi.CustomResourceOptions & pulumi.ComponentResourceOptions = {
       ...(parent !== undefined ? { parent } : {}),
@@ -209,13 +253,15 @@ export function replay(recording: Recording): Record<string, unknown> {
       const props: Record<string, unknown> = {};
       for (const k of e.keys) props[k] = k in e.inputs ? fromWire(e.inputs[k], resources, byUrn) : undefined;
       for (const k of Object.keys(e.inputs)) if (!(k in props)) props[k] = fromWire(e.inputs[k], resources, byUrn);
-      resources.push(e.providerPackage !== undefined ? new ReplayedProvider(e.providerPackage, e.name, props, opts) : new ReplayedCustom(e.type, e.name, props, opts));
+      const read = e.readId !== undefined ? { id: e.readId } : {};
+      resources.push(e.providerPackage !== undefined ? new ReplayedProvider(e.providerPackage, e.name, props, opts) : new ReplayedCustom(e.type, e.name, props, { ...opts, ...read }));
     } else {
       const c = new ReplayedComponent(e.type, e.name, opts);
       resources.push(c);
       components.push([c, e.outputs ?? {}]);
     }
   }
-  for (const [c, outputs] of components) c.done(fromWire(outputs, resources, byUrn) as Record<string, unknown>);
+  finishComponents();
+  for (; nextYield < recording.yields.length; nextYield++) await yieldToRuntime();
   return fromWire(recording.stackOutputs, resources, byUrn) as Record<string, unknown>;
 }
