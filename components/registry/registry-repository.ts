@@ -21,8 +21,6 @@ export interface RegistryRepositoryArgs {
 export class RegistryRepository extends pulumi.ComponentResource {
   /** `registry-host[:port]/repository`, without tag or digest. */
   readonly repositoryUrl: pulumi.Output<string>;
-  /** `registry-host[:port]`, for credentials and copy commands. */
-  readonly registryHost: pulumi.Output<string>;
   readonly repositoryName: string;
 
   constructor(name: string, args: RegistryRepositoryArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -63,12 +61,10 @@ export class RegistryRepository extends pulumi.ComponentResource {
         );
       }
       this.repositoryUrl = repo.repositoryUrl;
-      this.registryHost = repo.repositoryUrl.apply((url) => url.split("/")[0] ?? url);
     } else {
       const host = `${registry.host}:${registry.port}`;
       this.repositoryUrl = pulumi.output(`${host}/${args.repositoryName}`);
-      this.registryHost = pulumi.output(host);
     }
-    this.registerOutputs({ repositoryUrl: this.repositoryUrl, registryHost: this.registryHost });
+    this.registerOutputs({ repositoryUrl: this.repositoryUrl });
   }
 }
