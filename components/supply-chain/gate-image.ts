@@ -49,8 +49,8 @@ export interface GateSettings {
 
 /**
  * An image that passed its gates (issue #10): `imageRef` resolves only after its scan, signature and attestations
- * passed (and the admission policy exists), and `evidence` says which gates ran, taken from the gates themselves: a
- * flag is true only once that gate's command succeeded, never copied from configuration.
+ * passed (and the admission policy exists), and `evidence` says which gates ran: a true flag resolves with `imageRef`,
+ * only once every gate's command succeeded, so it is never true for a gate that did not pass.
  */
 export interface GatedImage {
   id: string;
@@ -105,22 +105,21 @@ export function provenanceText(id: string, stored: StoredImage, origin: ImageOri
  */
 export function gateImage(id: string, stored: StoredImage, settings: GateSettings, origin: ImageOrigin<pulumi.Input<string>>): GatedImage {
   let ref: pulumi.Output<string> = stored.imageRef;
-  // A gate that does not run is `false`; the Output is made only then (issue #16: fewer Outputs per image).
-  let scanned: pulumi.Output<boolean> | undefined;
-  let signed: pulumi.Output<boolean> | undefined;
-  let attested: pulumi.Output<boolean> | undefined;
+  let scanned = false;
+  let signed = false;
+  let attested = false;
   let files: GatedImage["files"];
   const credentials = settings.credentials ? { credentials: settings.credentials } : {};
   if (settings.scan) {
     const gate = new ScanGate(`${id}-scan`, { ref, ...settings.scan, ...credentials });
     ref = gate.scannedRef;
-    scanned = gate.scannedRef.apply(() => true);
+    scanned = true;
   }
   if (settings.signing) {
     const { keyRef, tlogUpload, cosignVersion } = settings.signing;
     const sign = new SigningPolicy(`${id}-sign`, { ref, keyRef, tlogUpload, ...(cosignVersion !== undefined ? { cosignVersion } : {}), ...credentials });
     ref = sign.signedRef;
-    signed = sign.signedRef.apply(() => true);
+    signed = true;
   }
   if (settings.attestations) {
     const attest = new Attestations(`${id}-attest`, {
@@ -131,10 +130,15 @@ export function gateImage(id: string, stored: StoredImage, settings: GateSetting
       ...credentials,
     });
     ref = attest.attestedRef;
-    attested = attest.attestedRef.apply(() => attest.signed);
+    attested = attest.signed;
     files = { sbom: attest.sbomFile, provenance: attest.provenanceFile };
   }
   if (settings.admitted !== undefined) ref = after(ref, settings.admitted);
-  const no = () => pulumi.output(false);
-  return { id, stored, imageRef: ref, evidence: { scanned: scanned ?? no(), signed: signed ?? no(), attested: attested ?? no() }, ...(files ? { files } : {}) };
+  // Each flag says whether its gate ran and passed. A true flag resolves with the gated ref, i.e. only once every
+  // gate's command succeeded, so it is never true for a gate that failed; flags of equal value share one Output
+  // (issue #16: one apply per image instead of one per gate).
+  const passed = scanned || signed || attested ? ref.apply(() => true) : undefined;
+  let no: pulumi.Output<boolean> | undefined;
+  const flag = (ran: boolean) => (ran ? passed! : (no ??= pulumi.output(false)));
+  return { id, stored, imageRef: ref, evidence: { scanned: flag(scanned), signed: flag(signed), attested: flag(attested) }, ...(files ? { files } : {}) };
 }
