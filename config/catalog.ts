@@ -177,6 +177,27 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
       ...(received !== undefined ? { received: renderReceived(received) } : {}),
     });
   const catalogDir = path.dirname(file);
+  const root = options.projectRoot ?? path.dirname(catalogDir);
+  // Where a context and its Dockerfile are, checked once per pair: variants share contexts, and each check resolves
+  // symlinks component by component (issue #16: a large catalog made tens of thousands of lstat calls).
+  const places = new Map<string, "context outside" | "dockerfile outside" | "no context" | "no dockerfile" | "ok">();
+  const placeOf = (contextDir: string, dockerfilePath: string) => {
+    const key = `${contextDir}\0${dockerfilePath}`;
+    let place = places.get(key);
+    if (place === undefined) {
+      const outside = (p: string) => {
+        const w = projectPath(root, p);
+        return "problem" in w && w.problem === "outside";
+      };
+      if (outside(contextDir)) place = "context outside";
+      else if (outside(dockerfilePath)) place = "dockerfile outside";
+      else if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) place = "no context";
+      else if (!fs.existsSync(dockerfilePath)) place = "no dockerfile";
+      else place = "ok";
+      places.set(key, place);
+    }
+    return place;
+  };
   const seen = new Map<string, number>();
   const dockerfiles = new Map<string, ReturnType<typeof summarizeDockerfile> | null>();
   let defaults = 0;
@@ -191,18 +212,14 @@ export function loadCatalog(file: string, options: CatalogOptions): { catalog?: 
     }
     const contextDir = path.resolve(catalogDir, v.context);
     const dockerfilePath = path.resolve(contextDir, v.dockerfile);
-    const root = options.projectRoot ?? path.dirname(catalogDir);
-    const outside = (p: string) => {
-      const where = projectPath(root, p);
-      return "problem" in where && where.problem === "outside";
-    };
-    if (outside(contextDir)) {
+    const where = placeOf(contextDir, dockerfilePath);
+    if (where === "context outside") {
       at(["variants", i, "context"], "is outside the project (after resolving '..' and symlinks). Build contexts must be folders of the project.", v.context);
-    } else if (outside(dockerfilePath)) {
+    } else if (where === "dockerfile outside") {
       at(["variants", i, "dockerfile"], "is outside the project or the context (after resolving '..' and symlinks). Keep the Dockerfile in the project.", v.dockerfile);
-    } else if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) {
+    } else if (where === "no context") {
       at(["variants", i, "context"], `directory ${path.relative(process.cwd(), contextDir) || "."} does not exist. Create it or fix the path (relative to the catalog file).`, v.context);
-    } else if (!fs.existsSync(dockerfilePath)) {
+    } else if (where === "no dockerfile") {
       at(["variants", i, "dockerfile"], `file ${path.relative(process.cwd(), dockerfilePath)} does not exist. Add the Dockerfile or fix the path (relative to the context).`, v.dockerfile);
     } else {
       let summary = dockerfiles.get(dockerfilePath);
