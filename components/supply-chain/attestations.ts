@@ -4,7 +4,8 @@ import { digestHex, requireDigestRef } from "../../lib/image-ref";
 import { type RegistryCredentials, secretPassword } from "../../lib/registry";
 import { after, asOutput, combine } from "../../lib/outputs";
 import { shellQuote } from "../../lib/shell";
-import { cosignAttestCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
+import { cosignAttestCommand, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
+import { kmsRegionOf } from "./kms-region";
 import { TRIVY_PASSWORD_ENV, TRIVY_USERNAME_ENV, trivySbomCommand } from "./trivy";
 
 /** The variable the provenance command reads the predicate from: its text stays out of the command line. */
@@ -101,13 +102,7 @@ export class Attestations extends pulumi.ComponentResource {
     const common: Record<string, pulumi.Input<string>> = {};
     if (signing !== undefined) {
       // sigstore's AWS KMS client takes the region from the SDK configuration, never from the key ARN (signing-policy.ts).
-      common["AWS_REGION"] = asOutput(keyRef).apply((k) => {
-        const region = k === undefined ? undefined : kmsRegionFromKeyRef(k);
-        if (region === undefined) {
-          throw error(`args.signing.keyRef must be a key ARN reference (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got ${JSON.stringify(k)}. Pass the SigningKey's cosignKeyRef.`);
-        }
-        return region;
-      });
+      common["AWS_REGION"] = kmsRegionOf(signing.keyRef);
       if (args.credentials !== undefined) {
         common[REGISTRY_USERNAME_ENV] = args.credentials.username;
         common[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);

@@ -1,7 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
-import { cosignSignCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
+import { cosignSignCommand, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
+import { kmsRegionOf } from "./kms-region";
 import { type RegistryCredentials, secretPassword } from "../../lib/registry";
 import { after, asOutput, combine } from "../../lib/outputs";
 
@@ -67,13 +68,7 @@ export class SigningPolicy extends pulumi.ComponentResource {
     const environment: Record<string, pulumi.Input<string>> = {
       // sigstore's AWS KMS client takes the region from the SDK's configuration, never from the key ARN, so the
       // caller's default region (or none) would send the request to the wrong KMS endpoint.
-      AWS_REGION: keyRef.apply((k) => {
-        const region = kmsRegionFromKeyRef(k);
-        if (region === undefined) {
-          throw error(`args.keyRef must be a key ARN reference (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got ${JSON.stringify(k)}. Pass the SigningKey's cosignKeyRef.`);
-        }
-        return region;
-      }),
+      AWS_REGION: kmsRegionOf(keyRef),
     };
     if (args.credentials !== undefined) {
       environment[REGISTRY_USERNAME_ENV] = args.credentials.username;

@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { after, asOutput, combine } from "../../lib/outputs";
 import { secretPassword } from "../../lib/registry";
+import { kmsRegionOf } from "../../components/supply-chain/kms-region";
 
 async function seen<T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> {
   const impl = o as unknown as { promise(): Promise<T>; isSecret: Promise<boolean> };
@@ -50,5 +51,25 @@ describe("secretPassword (lib/registry)", () => {
     expect(secretPassword(plain)).not.toBe(secretPassword({ ...plain }));
     expect(await seen(secretPassword(plain))).toEqual({ value: "p", secret: true });
     expect(await seen(secretPassword(secret))).toEqual({ value: "q", secret: true });
+  });
+});
+
+describe("kmsRegionOf (components/supply-chain/kms-region)", () => {
+  const ARN_REF = "awskms:///arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+  it("is the key's region, one Output per key reference Output", async () => {
+    const keyRef = pulumi.output(ARN_REF);
+    expect(kmsRegionOf(keyRef)).toBe(kmsRegionOf(keyRef));
+    expect(await seen(kmsRegionOf(keyRef))).toEqual({ value: "eu-central-1", secret: false });
+    expect(await seen(kmsRegionOf(ARN_REF))).toEqual({ value: "eu-central-1", secret: false });
+  });
+
+  it("refuses a reference that is not a key ARN, naming it and the fix", async () => {
+    const region = kmsRegionOf("awskms:///alias/signing") as unknown as { promise(): Promise<string>; isKnown: Promise<boolean>; isSecret: Promise<boolean>; allResources?: () => Promise<unknown> };
+    // The Output's other promises fail with the same error; observed here so that only the value's is asserted.
+    for (const p of [region.isKnown, region.isSecret, region.allResources?.()]) p?.catch(() => undefined);
+    await expect(region.promise()).rejects.toThrow(
+      'signing keyRef must be a key ARN reference (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got "awskms:///alias/signing". Pass the SigningKey\'s cosignKeyRef.',
+    );
   });
 });
