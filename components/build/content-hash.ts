@@ -82,6 +82,7 @@ const readsCache = new Map<string, ContextReads>();
 /** Forget cached context listings and Dockerfile analyses (tests that edit files between plans). */
 export function clearContextCache(): void {
   contextCache.clear();
+  dockerfileCache.clear();
   readsCache.clear();
   modelCache.clear();
   ignoreFileCache.clear();
@@ -486,8 +487,21 @@ export function selectContextFiles(listing: Listing, reads: ContextReads): { fil
  * the context) and `.dockerignore`, even where `.dockerignore` excludes them from what the builder receives.
  */
 export function targetContextFiles(inputs: BuildInputs): { files: Listing; reads: ContextReads; wholeContext?: string } {
-  const bytes = fs.readFileSync(inputs.dockerfile);
-  return filesFor(inputs, bytes, sha256(bytes));
+  const { bytes, digest } = dockerfileOf(inputs.dockerfile);
+  return filesFor(inputs, bytes, digest);
+}
+
+const dockerfileCache = new Map<string, { bytes: Buffer; digest: string }>();
+
+/** A Dockerfile's bytes and digest, read once per run like the context listings: variants share Dockerfiles. */
+function dockerfileOf(file: string): { bytes: Buffer; digest: string } {
+  let cached = dockerfileCache.get(file);
+  if (cached === undefined) {
+    const bytes = fs.readFileSync(file);
+    cached = { bytes, digest: sha256(bytes) };
+    dockerfileCache.set(file, cached);
+  }
+  return cached;
 }
 
 const ignoreFileCache = new Map<string, string | null>();
@@ -523,8 +537,7 @@ function filesFor(inputs: BuildInputs, dockerfile: Buffer, dockerfileDigest: str
  * narrowed to the target's reads (issue #16), so a target that reads its whole context keeps its tag.
  */
 export function buildInputsHash(inputs: BuildInputs): string {
-  const bytes = fs.readFileSync(inputs.dockerfile);
-  const dockerfile = sha256(bytes);
+  const { bytes, digest: dockerfile } = dockerfileOf(inputs.dockerfile);
   const canonical = {
     v: 1,
     files: filesFor(inputs, bytes, dockerfile).files,
