@@ -231,7 +231,11 @@ export function dockerfileContextReads(dockerfileText: string, target: string | 
 }
 
 function readsFor(textDigest: string, text: string, target: string | undefined, args: Record<string, string>): ContextReads {
-  const key = `${textDigest}\0${target ?? ""}\0${JSON.stringify(Object.entries(args).sort(([a], [b]) => compare(a, b)))}`;
+  // analyse reads a build arg only where the Dockerfile declares it (ARG), so only those enter the key: variants that
+  // differ in other build args share one analysis.
+  const declared = declaredArgs(modelOf(text));
+  const used = Object.entries(args).filter(([name]) => declared.has(name));
+  const key = `${textDigest}\0${target ?? ""}\0${JSON.stringify(used.sort(([a], [b]) => compare(a, b)))}`;
   const cached = readsCache.get(key);
   if (cached) return cached;
   let reads: ContextReads;
@@ -270,6 +274,18 @@ interface Model {
 }
 
 const modelCache = new Map<string, Model>();
+const declaredCache = new WeakMap<Model, Set<string>>();
+
+/** Every name an ARG declares, before the first FROM or in any stage. */
+function declaredArgs(model: Model): Set<string> {
+  let names = declaredCache.get(model);
+  if (names === undefined) {
+    names = new Set(model.globals.map(([name]) => name));
+    for (const stage of model.stages) for (const step of stage.steps) if (step.kind === "arg") for (const [name] of step.declared) names.add(name);
+    declaredCache.set(model, names);
+  }
+  return names;
+}
 
 /** The Dockerfile as plain data, once per text: per-user images share one Dockerfile across many build-arg sets. */
 function modelOf(text: string): Model {

@@ -84,6 +84,16 @@ describe("dockerfileContextReads", () => {
     expect(dockerfileContextReads(text, undefined, { FLAVOUR: "gpu" })).toEqual({ kind: "sources", stages: ["base-gpu", "2"], sources: ["app.py", "gpu.txt"] });
   });
 
+  it("ignores build args the Dockerfile does not declare, and still tells declared ones apart (one analysis per declared set)", () => {
+    const text = ["ARG FLAVOUR=cpu", "FROM scratch AS base-cpu", "COPY cpu.txt /", "FROM scratch AS base-gpu", "COPY gpu.txt /", "FROM base-${FLAVOUR}", "COPY app.py /"].join("\n");
+    const cpu = { kind: "sources", stages: ["base-cpu", "2"], sources: ["app.py", "cpu.txt"] };
+    const gpu = { kind: "sources", stages: ["base-gpu", "2"], sources: ["app.py", "gpu.txt"] };
+    expect(dockerfileContextReads(text, undefined, { VARIANT: "1" })).toEqual(cpu);
+    expect(dockerfileContextReads(text, undefined, { VARIANT: "2", FLAVOUR: "gpu" })).toEqual(gpu);
+    expect(dockerfileContextReads(text, undefined, { VARIANT: "3", FLAVOUR: "cpu" })).toEqual(cpu);
+    expect(dockerfileContextReads(text, undefined, { VARIANT: "4", FLAVOUR: "gpu" })).toEqual(gpu);
+  });
+
   it("a bind mount without from= reads the context (its root by default); cache, secret and tmpfs mounts do not", () => {
     const text = [
       "FROM scratch",
