@@ -178,14 +178,21 @@ export async function runPlan(options: RunOptions): Promise<Plan> {
   // The SDK captures `new Error().stack` for every resource (source positions) and every promise (leak reports).
   // Under tsx/vitest, source maps make each capture map every frame: measured as the largest share of plan time at
   // 500 variants. The plan needs no source positions, so stacks keep their transpiled positions while it runs.
-  // For the same reason stacks are cut short while the program runs (restored afterwards, errors included).
+  // For the same reason stacks are cut short while the program runs (restored afterwards, errors included), and not
+  // formatted: the SDK raises the limit to Infinity for every resource (Resource.callsites) and parses the formatted
+  // text for a source position that the mock monitor ignores. Formatting every frame of every resource's stack was
+  // about a tenth of a 500-variant plan, more for the program than for the bench's replay, whose stacks are shallower.
+  // While a plan runs, an error's `stack` is its first line, as the cut-short stacks already were.
   process.setSourceMapsEnabled(false);
   const stackTraceLimit = Error.stackTraceLimit;
+  const prepareStackTrace = Error.prepareStackTrace;
   Error.stackTraceLimit = 0;
+  Error.prepareStackTrace = (error: Error) => String(error);
   try {
     return await withFailureCapture(() => runPlanInner(options));
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
+    Error.prepareStackTrace = prepareStackTrace;
   }
 }
 

@@ -3,6 +3,7 @@
  * program registers: the dev plan is recorded, replayed with no project logic, and the two plans compared. The
  * replay passes plain values with `dependsOn` where the program passed Outputs, so only the per-property dependency
  * map may differ; everything else (URNs, types, parents, providers, inputs, dependencies, options) must be equal.
+ * Both run under runPlan, whose stack settings are checked here too.
  */
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -42,5 +43,26 @@ describe("the honest floor's replay", () => {
     expect(recording.yields).toHaveLength(images + cpuImages);
     expect(recording.yields.every((n, i) => i === 0 || n > recording.yields[i - 1]!)).toBe(true);
     expect(replayYields).toBe(recording.yields.length);
+  });
+});
+
+describe("runPlan (what the bench and the offline plan run under)", () => {
+  it("runs with unformatted stacks (no source positions for the mock monitor) and restores the caller's stack settings", async () => {
+    const before = { limit: Error.stackTraceLimit, prepare: Error.prepareStackTrace };
+    let during: { limit: number; stack: string | undefined } | undefined;
+    await runPlan({
+      project: "workbench-images",
+      stack: "dev",
+      config: {},
+      secretKeys: [],
+      program: () => {
+        Error.stackTraceLimit = Number.POSITIVE_INFINITY; // what the SDK does for every resource
+        during = { limit: Error.stackTraceLimit, stack: new Error("probe").stack };
+        Error.stackTraceLimit = 0;
+        return {};
+      },
+    });
+    expect(during).toEqual({ limit: Number.POSITIVE_INFINITY, stack: "Error: probe" });
+    expect({ limit: Error.stackTraceLimit, prepare: Error.prepareStackTrace }).toEqual(before);
   });
 });
