@@ -74,8 +74,11 @@ export = async function main(): Promise<StackOutputsInput> {
   // run their smoke test in a Job, notebook-validator tiers their tier's notebooks. GPU images get the size gate
   // before their GPU check Jobs, which run the smoke test themselves.
   const runtime: Record<string, RuntimeGates> = {};
+  // Looked up by name for every image: maps, not scans of the catalog (a 3,000-variant plan spent 0.3 s in finds).
+  const variantByName = new Map(cfg.variants.map((v) => [v.name, v] as const));
+  const specById = new Map(cfg.images.map((s) => [s.id, s] as const));
   const runtimeImage = (spec: ImageSpec) => {
-    const v = spec.kind === "variant" ? cfg.variants.find((x) => x.name === spec.id) : undefined;
+    const v = spec.kind === "variant" ? variantByName.get(spec.id) : undefined;
     // config/catalog.ts requires runAs on notebook-validator tiers: its gid is the notebook Job's fsGroup.
     const tier = v?.family === "notebook-validator" && v.target !== undefined && v.runAs !== undefined ? { tier: v.target, fsGroup: v.runAs.gid } : undefined;
     return { id: spec.id, gpu: spec.gpu, smoke: spec.checks.smoke, sizeBudgetMB: spec.checks.sizeBudgetMB, ...(tier !== undefined ? { notebooks: tier } : {}) };
@@ -108,7 +111,7 @@ export = async function main(): Promise<StackOutputsInput> {
       : undefined;
   const suites: GpuValidationSuite[] = [];
   const validationNamespace = (): pulumi.Input<string> => suites[0]!.namespace.metadata.name;
-  const passedRef = (id: string) => (cfg.images.find((s) => s.id === id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : runtime[id]?.checkedRef);
+  const passedRef = (id: string) => (specById.get(id)!.gpu ? suites.find((v) => v.validatedRefs[id])?.validatedRefs[id] : runtime[id]?.checkedRef);
   const waves = [cfg.images.filter((s) => !builtOnSpec(s)), cfg.images.filter(builtOnSpec)];
   // After each image's resources the program yields (lib/pacing.ts): a plan then holds one image's pending
   // registrations at a time, not the whole catalog's (issue #16).
