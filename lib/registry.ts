@@ -38,6 +38,18 @@ export function secretPassword(credentials: Pick<RegistryCredentials, "password"
   return secret;
 }
 
+/**
+ * The environment a command reads its registry login from: the username and the password (a secret, secretPassword)
+ * under the two variable names that command's tool expects; nothing without credentials (the tool's own keychain).
+ */
+export function credentialEnvironment(
+  credentials: Pick<RegistryCredentials, "username" | "password"> | undefined,
+  usernameVar: string,
+  passwordVar: string,
+): Record<string, pulumi.Input<string>> {
+  return credentials === undefined ? {} : { [usernameVar]: credentials.username, [passwordVar]: secretPassword(credentials) };
+}
+
 const repositoryPrefix = z
   .string()
   .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, {

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { digestHex, requireDigestRef } from "../../lib/image-ref";
-import { type RegistryCredentials, secretPassword } from "../../lib/registry";
+import { credentialEnvironment, type RegistryCredentials } from "../../lib/registry";
 import { after, asOutput, combine } from "../../lib/outputs";
 import { shellQuote } from "../../lib/shell";
 import { cosignAttestCommand, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
@@ -103,16 +103,9 @@ export class Attestations extends pulumi.ComponentResource {
     if (signing !== undefined) {
       // sigstore's AWS KMS client takes the region from the SDK configuration, never from the key ARN (signing-policy.ts).
       common["AWS_REGION"] = kmsRegionOf(signing.keyRef);
-      if (args.credentials !== undefined) {
-        common[REGISTRY_USERNAME_ENV] = args.credentials.username;
-        common[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);
-      }
+      Object.assign(common, credentialEnvironment(args.credentials, REGISTRY_USERNAME_ENV, REGISTRY_PASSWORD_ENV));
     }
-    const sbomEnvironment: Record<string, pulumi.Input<string>> = { ...common };
-    if (args.credentials !== undefined) {
-      sbomEnvironment[TRIVY_USERNAME_ENV] = args.credentials.username;
-      sbomEnvironment[TRIVY_PASSWORD_ENV] = secretPassword(args.credentials);
-    }
+    const sbomEnvironment = { ...common, ...credentialEnvironment(args.credentials, TRIVY_USERNAME_ENV, TRIVY_PASSWORD_ENV) };
     this.sbom = new command.local.Command(
       `${name}-sbom`,
       {

@@ -4,7 +4,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import { ignoreFileHash, TRIVY_PASSWORD_ENV, TRIVY_USERNAME_ENV, type TrivySeverity, trivyScanCommand, trivyScanFlags } from "./trivy";
-import { type RegistryCredentials, secretPassword } from "../../lib/registry";
+import { credentialEnvironment, type RegistryCredentials } from "../../lib/registry";
 import { after, asOutput } from "../../lib/outputs";
 
 export interface ScanGateArgs {
@@ -68,11 +68,7 @@ export class ScanGate extends pulumi.ComponentResource {
       return trivyScanCommand({ ref: r, ...options });
     });
     const digest = ref.apply((r) => check(r).digest);
-    const environment: Record<string, pulumi.Input<string>> = {};
-    if (args.credentials !== undefined) {
-      environment[TRIVY_USERNAME_ENV] = args.credentials.username;
-      environment[TRIVY_PASSWORD_ENV] = secretPassword(args.credentials);
-    }
+    const environment = credentialEnvironment(args.credentials, TRIVY_USERNAME_ENV, TRIVY_PASSWORD_ENV);
     this.scan = new command.local.Command(
       `${name}-trivy`,
       {

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
 import { cosignSignCommand, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "./cosign";
 import { kmsRegionOf } from "./kms-region";
-import { type RegistryCredentials, secretPassword } from "../../lib/registry";
+import { credentialEnvironment, type RegistryCredentials } from "../../lib/registry";
 import { after, asOutput, combine } from "../../lib/outputs";
 
 export interface SigningPolicyArgs {
@@ -69,11 +69,8 @@ export class SigningPolicy extends pulumi.ComponentResource {
       // sigstore's AWS KMS client takes the region from the SDK's configuration, never from the key ARN, so the
       // caller's default region (or none) would send the request to the wrong KMS endpoint.
       AWS_REGION: kmsRegionOf(keyRef),
+      ...credentialEnvironment(args.credentials, REGISTRY_USERNAME_ENV, REGISTRY_PASSWORD_ENV),
     };
-    if (args.credentials !== undefined) {
-      environment[REGISTRY_USERNAME_ENV] = args.credentials.username;
-      environment[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);
-    }
     this.sign = new command.local.Command(
       `${name}-cosign`,
       {

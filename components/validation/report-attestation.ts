@@ -2,10 +2,11 @@ import * as crypto from "node:crypto";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { digestHex, requireDigestRef } from "../../lib/image-ref";
-import { type RegistryCredentials, secretPassword } from "../../lib/registry";
+import { credentialEnvironment, type RegistryCredentials } from "../../lib/registry";
 import { shellQuote } from "../../lib/shell";
 import { attestationTarget } from "../supply-chain/attestations";
 import { cosignAttestCommand, kmsRegionFromKeyRef, REGISTRY_PASSWORD_ENV, REGISTRY_USERNAME_ENV } from "../supply-chain/cosign";
+import { kmsRegionOf } from "../supply-chain/kms-region";
 import { GPU_VALIDATION_PREDICATE_TYPE, type PoolReport, validationPredicate } from "./validation-report";
 
 export interface ReportAttestCommandOptions {
@@ -134,17 +135,8 @@ export class ReportAttestation extends pulumi.ComponentResource {
     const environment: Record<string, pulumi.Input<string>> = {};
     if (signing !== undefined) {
       // sigstore's AWS KMS client takes the region from the SDK configuration, never from the key ARN.
-      environment["AWS_REGION"] = keyRef.apply((k) => {
-        const region = k === undefined ? undefined : kmsRegionFromKeyRef(k);
-        if (region === undefined) {
-          throw error(`args.signing.keyRef must be a key ARN reference (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got ${JSON.stringify(k)}. Pass the SigningKey's cosignKeyRef.`);
-        }
-        return region;
-      });
-      if (args.credentials !== undefined) {
-        environment[REGISTRY_USERNAME_ENV] = args.credentials.username;
-        environment[REGISTRY_PASSWORD_ENV] = secretPassword(args.credentials);
-      }
+      environment["AWS_REGION"] = kmsRegionOf(signing.keyRef);
+      Object.assign(environment, credentialEnvironment(args.credentials, REGISTRY_USERNAME_ENV, REGISTRY_PASSWORD_ENV));
     }
     this.command = new command.local.Command(
       `${name}-attest`,

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { requireDigestRef } from "../../lib/image-ref";
-import { isLoopbackRepository, type RegistryCredentials, secretPassword } from "../../lib/registry";
+import { credentialEnvironment, isLoopbackRepository, type RegistryCredentials } from "../../lib/registry";
 import { after, asOutput } from "../../lib/outputs";
 import { SIZE_PASSWORD_ENV, SIZE_USERNAME_ENV, sizeCheckScript } from "./image-size";
 
@@ -50,11 +50,7 @@ export class SizeGate extends pulumi.ComponentResource {
     else if (!Number.isInteger(args.budgetMB) || args.budgetMB <= 0) script(`x@sha256:${"0".repeat(64)}`);
     const ref = asOutput(args.ref);
     const create = ref.apply(script);
-    const environment: Record<string, pulumi.Input<string>> = {};
-    if (args.credentials !== undefined) {
-      environment[SIZE_USERNAME_ENV] = args.credentials.username;
-      environment[SIZE_PASSWORD_ENV] = secretPassword(args.credentials);
-    }
+    const environment = credentialEnvironment(args.credentials, SIZE_USERNAME_ENV, SIZE_PASSWORD_ENV);
     this.check = new command.local.Command(
       `${name}-skopeo`,
       {

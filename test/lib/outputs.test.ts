@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { after, asOutput, combine } from "../../lib/outputs";
-import { secretPassword } from "../../lib/registry";
+import { credentialEnvironment, secretPassword } from "../../lib/registry";
 import { kmsRegionOf } from "../../components/supply-chain/kms-region";
 
 async function seen<T>(o: pulumi.Output<T>): Promise<{ value: T; secret: boolean }> {
@@ -71,5 +71,17 @@ describe("kmsRegionOf (components/supply-chain/kms-region)", () => {
     await expect(region.promise()).rejects.toThrow(
       'signing keyRef must be a key ARN reference (awskms:///arn:aws:kms:<region>:<account>:key/<id>), got "awskms:///alias/signing". Pass the SigningKey\'s cosignKeyRef.',
     );
+  });
+});
+
+describe("credentialEnvironment (lib/registry)", () => {
+  it("names the username and the secret password under the tool's variables, and nothing without credentials", async () => {
+    const credentials = { address: "r.example", username: "AWS", password: "p" };
+    const env = credentialEnvironment(credentials, "TRIVY_USERNAME", "TRIVY_PASSWORD");
+    expect(Object.keys(env)).toEqual(["TRIVY_USERNAME", "TRIVY_PASSWORD"]);
+    expect(env["TRIVY_USERNAME"]).toBe("AWS");
+    expect(env["TRIVY_PASSWORD"]).toBe(secretPassword(credentials));
+    expect(await seen(env["TRIVY_PASSWORD"] as pulumi.Output<string>)).toEqual({ value: "p", secret: true });
+    expect(credentialEnvironment(undefined, "TRIVY_USERNAME", "TRIVY_PASSWORD")).toEqual({});
   });
 });
