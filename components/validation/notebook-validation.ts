@@ -1,6 +1,7 @@
 import * as batchv1 from "@pulumi/kubernetes/batch/v1";
 import * as corev1 from "@pulumi/kubernetes/core/v1";
 import * as pulumi from "@pulumi/pulumi";
+import { after } from "../../lib/outputs";
 import { type ExecutedStorage, executedClaim, notebookCommand, notebookJob, type RuntimeJobSettings, type SmokeSubject } from "./runtime-jobs";
 import { digestOf, jobCreateTimeout, jobDeadlineSeconds } from "./validation-job";
 
@@ -63,7 +64,7 @@ export class NotebookValidation extends pulumi.ComponentResource {
     );
     this.jobName = this.job.metadata.name;
     this.outputPath = this.jobName.apply((n) => `${n}/${args.tier}/`);
-    this.validatedRef = pulumi.all([args.imageRef, this.jobName]).apply(([ref]) => ref);
+    this.validatedRef = after(args.imageRef, this.jobName);
     this.registerOutputs({ jobName: this.jobName, claimName: this.claimName, outputPath: this.outputPath, validatedRef: this.validatedRef });
   }
 }
